@@ -1,0 +1,1 @@
+"""Building blocks of the codec family: convolutions, encoders/decoders, quantizers."""
