@@ -171,6 +171,12 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             x = nn.functional.pad(x, (0, -x.shape[-1] % self.config.hop_length))
         return x
 
+    def _full_length(self, audio: torch.Tensor, frames: int) -> torch.Tensor:
+        # DAC's transposed convs with odd strides (16 and 24 kHz) lose one sample each: pad the end
+        # so that every frame decodes to exactly hop_length samples.
+        missing = frames * self.config.hop_length - audio.shape[-1]
+        return nn.functional.pad(audio, (0, missing)) if missing > 0 else audio
+
     def _scale(self, x: torch.Tensor):
         """EnCodec's per-chunk normalisation: divide by the RMS of the mono mix."""
         if not self.config.normalize:
@@ -187,7 +193,7 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
 
     def _decode_frame(self, codes_or_latents: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         latents = codes_or_latents if self.quantizer is None else self.quantizer.decode(codes_or_latents)
-        audio = self.decoder(latents)
+        audio = self._full_length(self.decoder(latents), latents.shape[-1])
         return audio if scale is None else audio * scale.view(-1, 1, 1)
 
     # ------------------------------------------------------------------ public API
@@ -266,7 +272,7 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             quantized, codes, used = rvq.quantized, rvq.codes, rvq.num_quantizers
             commitment, codebook = rvq.commitment_loss, rvq.codebook_loss
             vq_loss = self.config.commitment_weight * commitment + self.config.codebook_weight * codebook
-        audio = self.decoder(quantized)[..., :length]
+        audio = self._full_length(self.decoder(quantized), quantized.shape[-1])[..., :length]
         if scale is not None:
             audio = audio * scale.view(-1, 1, 1)
         output = MusicCodecOutput(audio, codes, vq_loss, commitment, codebook, latents, quantized, used)
