@@ -161,7 +161,7 @@ class MusicCodecConfig(PretrainedConfig):
 
     def num_quantizers_for_bandwidth(self, bandwidth: float) -> int:
         # The small tolerance absorbs the rounding of target_bandwidths to 3 decimals.
-        return int(math.floor(bandwidth / self.bandwidth_per_quantizer + 1e-3))
+        return int(math.floor(bandwidth / self.bandwidth_per_quantizer + 1e-2))
 
     @property
     def chunk_length(self) -> int | None:

@@ -6,6 +6,7 @@ Both are read with ``torch.load(weights_only=True)``: a checkpoint is data, neve
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
@@ -48,8 +49,6 @@ def _dac_rules(num_blocks: int) -> list[tuple[str, str]]:
 
 
 def _apply(state: dict, rules) -> dict:
-    import re
-
     out = {}
     for key, value in state.items():
         for pattern, replacement in rules:
@@ -79,6 +78,10 @@ def convert_encodec_checkpoint(path, preset: str = "encodec_24khz", **config_ove
     state = _load(path)
     state = state.get("best_state", state) if isinstance(state, dict) else state
     state = rename_keys(state, ENCODEC_RULES)
+    # The codebooks themselves say how many there are and how large they are.
+    embeds = [v for k, v in state.items() if re.fullmatch(r"quantizer\.layers\.\d+\.codebook\.embed", k)]
+    if embeds:
+        config_overrides = {"num_quantizers": len(embeds), "codebook_size": embeds[0].shape[0], **config_overrides}
     model = MusicCodecModel(MusicCodecConfig.from_preset(preset, **config_overrides))
     return load_strict(model, state, str(path)).eval()
 
