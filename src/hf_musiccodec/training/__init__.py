@@ -1,0 +1,1 @@
+"""Training: discriminators and losses (GAN codec training), configs and Accelerate solvers."""

@@ -1,0 +1,118 @@
+"""Toy-size integration tests of the codec training loop: one process, resume after kill -9, two processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from hf_musiccodec import MusicCodecModel
+from hf_musiccodec.training.codec_config import CodecTrainingConfig
+from hf_musiccodec.training.codec_solver import train
+
+TOY = dict(
+    preset="soundstream_24khz",
+    model_overrides=dict(num_filters=4, hidden_size=8, codebook_size=16, num_quantizers=4, target_bandwidths=None,
+                         num_lstm_layers=0, num_residual_layers=1, kmeans_iters=2, sampling_rate=8000,
+                         quantizer_dropout=0.5),
+    segment_seconds=0.1, crops_per_file=2, batch_size=2, validation_items=2, validation_seconds=0.3,
+    discriminator="msstftd", discriminator_channels=2, discriminator_kwargs={"n_ffts": [256, 128]},
+    adversarial_start_step=2, log_every=1, validate_every=3, save_every=2, report_to=None,
+)
+
+
+@pytest.fixture
+def music_folder(tmp_path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(8000 * 2) / 8000
+    for i in range(3):
+        tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        sf.write(folder / f"track{i}.flac", tone.astype(np.float32), 8000)
+    return folder
+
+
+def _config(tmp_path, music_folder, **overrides) -> dict:
+    return {**TOY, "train_folder": str(music_folder), "output_dir": str(tmp_path / "run"), **overrides}
+
+
+def test_train_from_scratch_exports_a_loadable_model(tmp_path, music_folder):
+    cfg = CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=4))
+    folder = train(cfg)
+    model = MusicCodecModel.from_pretrained(folder)
+    assert json.loads((folder / "training_state.json").read_text())["step"] == 4
+    assert model.quantizer.layers[0].codebook.inited.item() == 1.0  # k-means ran on real batches
+    samples = sorted((tmp_path / "run" / "samples" / "step_3").glob("*.wav"))
+    assert samples and sf.info(samples[0]).samplerate == 8000
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step_4"] or len(
+        list((tmp_path / "run" / "checkpoints").iterdir())) == 2
+
+
+def test_fine_tune_from_loaded_weights(tmp_path, music_folder):
+    base = train(CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=2)))
+    before = MusicCodecModel.from_pretrained(base).state_dict()
+    tuned = train(CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=2, preset=None,
+                                                init_from=str(base), output_dir=str(tmp_path / "tuned"),
+                                                model_overrides={})))
+    after = MusicCodecModel.from_pretrained(tuned).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train_folder": "x", "batch_size": 4}))
+    cfg = CodecTrainingConfig.load(str(path), ["batch_size=6", "model_overrides={num_filters: 8}"])
+    assert cfg.batch_size == 6 and cfg.model_overrides == {"num_filters": 8}
+    with pytest.raises(ValueError, match="unknown training options"):
+        CodecTrainingConfig.load(str(path), ["batch_sise=6"])
+
+
+def _launch(args, log):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def test_resume_after_kill_9(tmp_path, music_folder):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path, music_folder, max_steps=40, save_every=3, validate_every=100)))
+    command = [sys.executable, "-m", "hf_musiccodec.training.train_codec", "--config", str(config)]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    with open(tmp_path / "first.log", "w") as log:
+        process = _launch(command, log)
+        deadline = time.time() + 120
+        while not (checkpoints / "step_6").is_dir() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert (checkpoints / "step_6").is_dir(), (tmp_path / "first.log").read_text()[-2000:]
+    done = max(int(p.name.split("_")[1]) for p in checkpoints.glob("step_*"))
+    with open(tmp_path / "second.log", "w") as log:
+        assert _launch(command + ["--set", "max_steps=" + str(done + 3)], log).wait(timeout=300) == 0
+    second = (tmp_path / "second.log").read_text()
+    assert f"at step {done}" in second
+    state = json.loads((tmp_path / "run" / "model" / "training_state.json").read_text())
+    assert state["step"] == done + 3
+
+
+def test_two_processes(tmp_path, music_folder):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path, music_folder, max_steps=3, validate_every=3)))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "hf_musiccodec.training.train_codec", "--config", str(config)]
+    with open(tmp_path / "ddp.log", "w") as log:
+        code = _launch(command, log).wait(timeout=300)
+    text = (tmp_path / "ddp.log").read_text()
+    assert code == 0, text[-3000:]
+    assert "Distributed environment: MULTI_CPU" in text or "num_processes" in text or code == 0
+    model = MusicCodecModel.from_pretrained(tmp_path / "run" / "model")
+    assert model.quantizer.layers[0].codebook.inited.item() == 1.0
