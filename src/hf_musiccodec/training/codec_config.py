@@ -60,6 +60,7 @@ class CodecTrainingConfig:
     save_every: int = 250
     keep_checkpoints: int = 2
     report_to: str | None = "tensorboard"
+    num_threads: int | None = None                        # torch CPU threads per process (None: torch's default)
 
     @classmethod
     def load(cls, path: str | None = None, overrides: list[str] | None = None) -> "CodecTrainingConfig":

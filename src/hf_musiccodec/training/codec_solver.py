@@ -69,6 +69,8 @@ class CodecSolver:
     def __init__(self, cfg: CodecTrainingConfig):
         self.cfg = cfg
         self.output_dir = Path(cfg.output_dir)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # quantizer dropout skips codebooks
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
