@@ -67,6 +67,14 @@ def test_fine_tune_from_loaded_weights(tmp_path, music_folder):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_loss_balancer_and_dac_discriminators(tmp_path, music_folder):
+    cfg = CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=3, loss_balancer=True,
+                                        waveform_weight=1.0, discriminator="dac", adversarial_start_step=1,
+                                        discriminator_kwargs={"periods": [2, 3], "window_lengths": [256, 128]}))
+    model = MusicCodecModel.from_pretrained(train(cfg))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"train_folder": "x", "batch_size": 4}))

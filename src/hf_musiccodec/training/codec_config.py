@@ -51,6 +51,7 @@ class CodecTrainingConfig:
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 2.0
     vq_weight: float = 1.0                                # scales the model's own commitment + codebook loss
+    loss_balancer: bool = False                           # EnCodec's balancer: weights become gradient shares
 
     # --- run
     output_dir: str = "runs/codec"

@@ -26,7 +26,13 @@ from ..metrics import mel_distance, si_sdr, stft_distance
 from .checkpoints import CheckpointManager, TrainState
 from .codec_config import CodecTrainingConfig
 from .discriminators import build_discriminator
-from .losses import MultiScaleMelLoss, discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from .losses import (
+    LossBalancer,
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +92,9 @@ class CodecSolver:
                                                   channels=cfg.discriminator_channels, **cfg.discriminator_kwargs)
                               if cfg.discriminator else None)
         self.mel_loss = MultiScaleMelLoss(mc.sampling_rate)
+        self.loss_weights = {"mel": cfg.mel_weight, "waveform": cfg.waveform_weight,
+                             "adversarial": cfg.adversarial_weight, "feature_matching": cfg.feature_matching_weight}
+        self.balancer = LossBalancer(self.loss_weights) if cfg.loss_balancer else None
         self.train_set, self.validation_set = build_datasets(cfg, mc)
         self.validation_audio = fixed_validation_batch(self.validation_set, cfg.validation_items)
 
@@ -123,19 +132,24 @@ class CodecSolver:
     def _generator_step(self, real: torch.Tensor, out, adversarial: bool) -> dict:
         cfg = self.cfg
         fake = out.audio_values
-        logs = {"loss/mel": self.mel_loss(fake, real), "loss/vq": out.vq_loss}
-        total = cfg.mel_weight * logs["loss/mel"] + cfg.vq_weight * out.vq_loss
+        losses = {"mel": self.mel_loss(fake, real)}  # every loss here is a function of the output audio
         if cfg.waveform_weight:
-            logs["loss/waveform"] = (fake - real).abs().mean()
-            total = total + cfg.waveform_weight * logs["loss/waveform"]
+            losses["waveform"] = (fake - real).abs().mean()
         if adversarial:
             with torch.no_grad():
                 real_outputs = self.discriminator(real)
             fake_outputs = self.discriminator(fake)
-            logs["loss/adversarial"] = generator_adversarial_loss(fake_outputs, kind=cfg.adversarial_loss)
-            logs["loss/feature_matching"] = feature_matching_loss(real_outputs, fake_outputs)
-            total = total + cfg.adversarial_weight * logs["loss/adversarial"] \
-                + cfg.feature_matching_weight * logs["loss/feature_matching"]
+            losses["adversarial"] = generator_adversarial_loss(fake_outputs, kind=cfg.adversarial_loss)
+            losses["feature_matching"] = feature_matching_loss(real_outputs, fake_outputs)
+        logs = {f"loss/{name}": value for name, value in losses.items()}
+        logs["loss/vq"] = out.vq_loss
+        if self.balancer is not None:
+            # The balanced gradient on the output replaces the weighted sum; one backward pass
+            # carries it and the VQ losses (which do not go through the output).
+            grad, logs["loss/balanced"] = self.balancer.compute_gradient(losses, fake)
+            total = (fake * grad.detach()).sum() + cfg.vq_weight * out.vq_loss
+        else:
+            total = sum(self.loss_weights[name] * value for name, value in losses.items()) + cfg.vq_weight * out.vq_loss
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(total)
         if self.accelerator.sync_gradients:
