@@ -7,14 +7,6 @@ from hf_musiccodec.metrics import mel_distance, si_sdr, stft_distance
 SR = 16_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP threads only add contention on the shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _music(seconds=1.0, sr=SR, channels=1, seed=0, noise_floor=0.0):
     rng = np.random.default_rng(seed)

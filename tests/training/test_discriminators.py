@@ -10,13 +10,6 @@ from hf_musiccodec.training.discriminators import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _tiny(kind, **kw):
     if kind == "mpd":

@@ -20,13 +20,6 @@ from hf_musiccodec.training.losses import (
 SR = 16_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _wave(b=2, c=1, t=4000, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -7,11 +7,9 @@ torchaudio/torchcodec (see DESIGN.md: their CUDA wheels break CPU torch).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import struct
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +18,8 @@ from typing import Union
 import numpy as np
 import soundfile as sf
 import soxr
+
+from ..utils.files import atomic_write, protected_by, same_path  # noqa: F401 (same_path is re-exported)
 
 PathLike = Union[str, os.PathLike]
 
@@ -348,11 +348,9 @@ def save_audio(
     fmt, lossy_subtype = _FORMATS.get(path.suffix.lower(), (None, None))
     if fmt is None:
         raise AudioError(f"{path}: unsupported extension, use one of {', '.join(AUDIO_EXTENSIONS)}")
-    if protect is not None:
-        protected = [protect] if isinstance(protect, (str, os.PathLike)) else list(protect)
-        for p in protected:
-            if _same_path(path, Path(p)):
-                raise AudioError(f"{path}: refusing to overwrite protected file {p}")
+    protected = protected_by(path, protect)
+    if protected is not None:
+        raise AudioError(f"{path}: refusing to overwrite protected file {protected}")
     arr = _to_numpy(audio)
     if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one
         arr = arr[0]
@@ -366,45 +364,12 @@ def save_audio(
         arr = np.clip(arr, -1.0, 1.0)
     if subtype is None or not sf.check_format(fmt, subtype):
         subtype = lossy_subtype or sf.default_subtype(fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, arr.T, sampling_rate, subtype=subtype, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, (sf.LibsndfileError, RuntimeError, TypeError, ValueError)) and not isinstance(e, AudioError):
-            raise AudioError(f"{path}: could not write audio ({_short(e)})") from e
-        raise
-    _fsync_dir(path.parent)
+        atomic_write(path, lambda f: sf.write(f, arr.T, sampling_rate, subtype=subtype, format=fmt))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"{path}: could not write audio ({_short(e)})") from e
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not supported everywhere (e.g. Windows), so best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

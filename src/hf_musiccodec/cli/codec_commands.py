@@ -67,7 +67,7 @@ def add_codec_commands(subparsers) -> None:
 
 
 def refuse_same(input_path: Path, output_path: Path) -> None:
-    from ..codecs.file_format import same_path
+    from ..utils.files import same_path
 
     if same_path(input_path, output_path):
         raise CommandError(f"{output_path}: refusing to overwrite the input file")

@@ -54,7 +54,6 @@ changing anything else, as long as it returns codes, scales and the last chunk's
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -62,13 +61,14 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Union
 
 import numpy as np
+
+from ..utils.files import atomic_write, protected_by
 
 PathLike = Union[str, os.PathLike]
 
@@ -492,37 +492,14 @@ def write_compressed(path: PathLike, compressed: CompressedAudio, *,
     ``protect``: path(s) that must not be overwritten (the input file); raises ``ValueError``.
     """
     path = Path(path)
-    if protect is not None:
-        for p in [protect] if isinstance(protect, (str, os.PathLike)) else list(protect):
-            if same_path(path, Path(p)):
-                raise ValueError(f"{path}: refusing to overwrite the input file {p}")
+    protected = protected_by(path, protect)
+    if protected is not None:
+        raise ValueError(f"{path}: refusing to overwrite the input file {protected}")
     data = compressed.to_bytes()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, lambda f: f.write(data))
     except OSError as e:
         raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable (best effort)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     return path
 
 
@@ -540,12 +517,3 @@ def read_compressed(path: PathLike, model=None) -> CompressedAudio:
     return compressed
 
 
-def same_path(a: PathLike, b: PathLike) -> bool:
-    """True when ``a`` and ``b`` name the same file (hard/soft links included)."""
-    a, b = Path(a), Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
