@@ -16,13 +16,30 @@ def sample_vectors(samples: torch.Tensor, num: int, generator: torch.Generator |
 
 
 @torch.no_grad()
+def kmeans_plus_plus(samples: torch.Tensor, num: int) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre is drawn with probability
+    proportional to its squared distance from the centres so far, so clusters are rarely merged."""
+    centres = [samples[torch.randint(0, samples.shape[0], (1,), device=samples.device)]]
+    closest = (samples - centres[0]).pow(2).sum(-1)
+    for _ in range(1, num):
+        total = closest.sum()
+        if total <= 0:  # fewer distinct samples than centres: fill up uniformly
+            centres.append(sample_vectors(samples, num - len(centres)))
+            break
+        pick = torch.multinomial(closest / total, 1)
+        centres.append(samples[pick])
+        closest = torch.minimum(closest, (samples - samples[pick]).pow(2).sum(-1))
+    return torch.cat(centres)[:num].clone()
+
+
+@torch.no_grad()
 def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster ``samples`` (N, D). Returns the means (K, D) and the cluster sizes (K,).
 
     An empty cluster keeps its previous mean rather than collapsing to zero.
     """
     samples = samples.float()
-    means = sample_vectors(samples, num_clusters)
+    means = kmeans_plus_plus(samples, num_clusters)
     bins = torch.zeros(num_clusters, device=samples.device)
     for _ in range(num_iters):
         assign = torch.cdist(samples, means).argmin(dim=-1)
