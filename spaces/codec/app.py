@@ -1,0 +1,35 @@
+"""Hugging Face Space: compress music with an hf-musiccodec codec and compare the reconstruction.
+
+Run locally from the repository root::
+
+    .venv/bin/pip install -e ".[spaces]"
+    .venv/bin/python spaces/codec/app.py        # http://127.0.0.1:7860
+
+``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` choose the address (a Space sets 0.0.0.0:7860),
+``HF_MUSICCODEC_SPACE_MODELS`` adds codec folders (``os.pathsep``-separated, the first is
+preselected), ``HF_MUSICCODEC_SPACE_MAX_SECONDS`` caps uploads (default 60 s). The logic lives in
+``codec_demo.py`` beside this file.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+try:
+    import hf_musiccodec  # noqa: F401
+except ImportError:  # a source checkout without `pip install`: use the repository's src/
+    _SRC = _HERE.parents[1] / "src"
+    if (_SRC / "hf_musiccodec").is_dir():
+        sys.path.insert(0, str(_SRC))
+
+from codec_demo import build_demo, main  # noqa: E402
+
+if __name__ == "__main__":
+    main()
+else:  # imported (e.g. `gradio app.py` reload mode): expose the page as `demo`
+    demo = build_demo()

@@ -1,0 +1,510 @@
+"""The codec Space's logic: pick a codec and a bitrate, compress an upload, show what came back.
+
+Everything the page does is an importable function here, so it is tested without a browser:
+
+* :func:`available_models` — the bundled default codec, every codec folder under ``pipelines/``
+  and the folders listed in ``$HF_MUSICCODEC_SPACE_MODELS`` (``os.pathsep``-separated).
+* :func:`load_model` — ``MusicCodecModel.from_pretrained`` once per folder (kept in memory).
+* :func:`process` — upload path + model + bitrate -> :class:`CodecResult` (audio files, log-mel
+  spectrogram images, bitrate and metric texts, the ``.hfmc`` file). User mistakes (no input, an
+  unreadable or overlong upload, a bitrate the model lacks) raise ``gr.Error`` with a message
+  meant for the person at the page.
+* :func:`build_demo` — the ``gr.Blocks`` page wired to those functions.
+
+Environment: ``HF_MUSICCODEC_SPACE_MODELS`` (extra model folders; the first one is preselected),
+``HF_MUSICCODEC_SPACE_MAX_SECONDS`` (longest upload accepted, default 60 s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hf_musiccodec.audio.io import AUDIO_EXTENSIONS, AudioError, audio_info, is_silent, load_audio, save_audio  # noqa: E402
+from hf_musiccodec.codecs import MusicCodecConfig, MusicCodecModel, default_model_path  # noqa: E402
+from hf_musiccodec.codecs.file_format import (  # noqa: E402
+    CompressedAudio,
+    decode_waveform,
+    encode_waveform,
+    write_compressed,
+)
+
+APP_DIR = Path(__file__).resolve().parent
+MODELS_ENV = "HF_MUSICCODEC_SPACE_MODELS"
+MAX_SECONDS_ENV = "HF_MUSICCODEC_SPACE_MAX_SECONDS"
+DEFAULT_MAX_SECONDS = 60.0
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_codec_space"
+OUTPUT_MAX_AGE_S = 3600.0  # per-request output folders older than this are removed
+SPECTROGRAM_MELS = 80
+
+TITLE = "hf-musiccodec: neural audio codec"
+DESCRIPTION = """\
+Compress music with a neural audio codec and listen to what comes back. Upload a clip (wav, flac,
+ogg, opus, mp3, aiff) or record one, pick a codec and a bitrate, press **Run**. The page shows the
+original and the reconstruction side by side with their log-mel spectrograms, the bitrate (the
+codec's nominal one and the real size of the `.hfmc` file, header included), two distances, and
+the compressed file to download (decode it with `hf-musiccodec decompress file.hfmc out.wav`).
+"""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def max_seconds() -> float:
+    """The longest upload accepted: ``$HF_MUSICCODEC_SPACE_MAX_SECONDS`` or 60 s."""
+    raw = os.environ.get(MAX_SECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_SECONDS_ENV}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{MAX_SECONDS_ENV}={raw!r} must be positive")
+    return value
+
+
+def _pipelines_dirs() -> list[Path]:
+    """``pipelines/`` of the source tree (repo checkout) and one beside app.py (a deployed Space)."""
+    dirs = [APP_DIR.parents[1] / "pipelines", APP_DIR / "pipelines"]
+    return [d for d in dict.fromkeys(p.resolve() for p in dirs) if d.is_dir()]
+
+
+def _codec_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a codec this Space can use, or ``None`` (cheap: reads the config only)."""
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        return "no config.json"
+    try:
+        raw = json.loads(cfg_file.read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable config.json ({e})"
+    if raw.get("model_type") != MusicCodecConfig.model_type:
+        return f"model_type is {raw.get('model_type')!r}, not {MusicCodecConfig.model_type!r}"
+    if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")):
+        return "no weights file"
+    try:
+        cfg = MusicCodecConfig.from_pretrained(folder)
+    except Exception as e:  # noqa: BLE001 - any config error means "not usable"
+        return f"config does not load ({e})"
+    if cfg.quantizer_type == "none" or not cfg.target_bandwidths:
+        return "a plain autoencoder (no quantizer): it cannot compress to codes"
+    return None
+
+
+def available_models() -> dict[str, str]:
+    """``{label: folder}`` of the codecs to offer, the preselected one first.
+
+    Order: the folders of ``$HF_MUSICCODEC_SPACE_MODELS`` (an explicit choice), the bundled
+    default codec, then the other codec folders under ``pipelines/`` by name.
+    """
+    entries: list[tuple[str, Path]] = []
+    for raw in os.environ.get(MODELS_ENV, "").split(os.pathsep):
+        if raw.strip():
+            entries.append(("{name} (from $" + MODELS_ENV + ")", Path(raw.strip()).expanduser()))
+    entries.append(("{name} (bundled default)", Path(default_model_path())))
+    for root in _pipelines_dirs():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            entries.append(("{name}", folder))
+    models: dict[str, str] = {}
+    seen: set[Path] = set()
+    for template, folder in entries:
+        try:
+            folder = folder.resolve()
+        except OSError:
+            continue
+        if folder in seen or _codec_folder_problem(folder) is not None:
+            continue
+        seen.add(folder)
+        label = template.format(name=folder.name)
+        while label in models:
+            label += " "
+        models[label] = str(folder)
+    return models
+
+
+# --------------------------------------------------------------------------- models
+
+_MODELS: dict[str, MusicCodecModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(path: str | os.PathLike) -> MusicCodecModel:
+    """``MusicCodecModel.from_pretrained(path)`` in eval mode, loaded once per folder."""
+    key = str(Path(path).expanduser().resolve())
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            try:
+                model = MusicCodecModel.from_pretrained(key).eval()
+            except Exception as e:  # noqa: BLE001 - shown to the user
+                raise gr.Error(f"Could not load the codec at {key}: {' '.join(str(e).split())[:300]}") from e
+            _MODELS[key] = model
+        return model
+
+
+def clear_model_cache() -> None:
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def model_config(path: str | os.PathLike) -> MusicCodecConfig:
+    """The config of a model folder (from memory when the model is loaded)."""
+    key = str(Path(path).expanduser().resolve())
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key].config
+    try:
+        return MusicCodecConfig.from_pretrained(key)
+    except Exception as e:  # noqa: BLE001
+        raise gr.Error(f"Could not read the codec configuration at {key}: {' '.join(str(e).split())[:300]}") from e
+
+
+def bandwidth_choices(path: str | os.PathLike) -> list[tuple[str, float]]:
+    """``[(label, kbps)]`` for the model's ``target_bandwidths``, lowest first."""
+    cfg = model_config(path)
+    return [(f"{b:g} kbps", float(b)) for b in sorted(cfg.target_bandwidths)]
+
+
+def model_summary(path: str | os.PathLike) -> str:
+    cfg = model_config(path)
+    channels = "mono" if cfg.audio_channels == 1 else f"{cfg.audio_channels} channels"
+    return (f"{cfg.sampling_rate / 1000:g} kHz {channels}, {cfg.frame_rate:g} frames/s, up to "
+            f"{cfg.num_quantizers} codebooks of {cfg.codebook_size} codes ({cfg.bits_per_codebook} bits each)")
+
+
+# --------------------------------------------------------------------------- audio in
+
+
+def _display_name(path: Path) -> str:
+    return path.name or str(path)
+
+
+def _ffmpeg_to_wav(path: Path, out_dir: Path) -> Path | None:
+    """Decode a format libsndfile lacks (webm, m4a, ...) with ffmpeg, if installed."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return None
+    target = out_dir / "upload_ffmpeg.wav"
+    proc = subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(path), "-vn", "-c:a", "pcm_f32le", str(target)],
+                          capture_output=True, timeout=120)
+    return target if proc.returncode == 0 and target.is_file() and target.stat().st_size > 0 else None
+
+
+def read_upload(path: str | os.PathLike, sampling_rate: int, channels: int, *, limit_s: float,
+                work_dir: Path) -> tuple[np.ndarray, dict]:
+    """Load an upload at the codec's rate and channel count; ``gr.Error`` for the user's mistakes.
+
+    Returns the audio ``(channels, samples)`` and facts about the file (``seconds``,
+    ``sampling_rate``, ``channels``) for the page's notes.
+    """
+    path = Path(path)
+    name = _display_name(path)
+    source = path
+    try:
+        info = audio_info(path)
+    except AudioError as e:
+        converted = _ffmpeg_to_wav(path, work_dir) if path.suffix.lower() not in AUDIO_EXTENSIONS and path.is_file() else None
+        if converted is None:
+            raise gr.Error(_upload_message(e, path, name), title="Unreadable audio", print_exception=False) from e
+        source, info = converted, audio_info(converted)
+    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    if seconds > limit_s:
+        raise gr.Error(f"'{name}' is {seconds:.1f} s long; this Space accepts up to {limit_s:g} s. "
+                       f"Trim it (or record a shorter take) and run again.", title="Upload too long", print_exception=False)
+    try:
+        audio, _ = load_audio(source, sampling_rate=sampling_rate, channels=channels, duration=limit_s + 1.0)
+    except AudioError as e:
+        raise gr.Error(_upload_message(e, source, name), title="Unreadable audio", print_exception=False) from e
+    if audio.shape[-1] > math.ceil(limit_s * sampling_rate):  # headers that under-declare their length
+        raise gr.Error(f"'{name}' is longer than {limit_s:g} s, the most this Space accepts. Trim it and run again.",
+                       title="Upload too long", print_exception=False)
+    return audio, {"seconds": audio.shape[-1] / sampling_rate, "sampling_rate": int(info.samplerate),
+                   "channels": int(info.channels)}
+
+
+def _upload_message(error: AudioError, path: Path, name: str) -> str:
+    detail = str(error)
+    if detail.startswith(f"{path}: "):
+        detail = detail[len(f"{path}: "):]
+    detail = detail.replace(str(path), name).strip().rstrip(".") or "unknown problem"
+    return (f"Could not read '{name}' as audio: {detail}. Upload a wav, flac, ogg, opus, mp3 or aiff file "
+            f"(or record one with the microphone).")
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def log_mel(audio: np.ndarray, sampling_rate: int, n_mels: int = SPECTROGRAM_MELS) -> np.ndarray:
+    """``(n_mels, frames)`` log10 mel magnitudes of the channel mean (for display)."""
+    import torch
+
+    from hf_musiccodec.audio.spectral import log_mel_spectrogram
+
+    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
+    n_fft = 2048 if sampling_rate >= 32000 else 1024
+    with torch.inference_mode():
+        mel = log_mel_spectrogram(torch.from_numpy(mono), sampling_rate, n_fft=n_fft, n_mels=n_mels,
+                                  hop_length=n_fft // 4, fmax=sampling_rate / 2)
+    return mel.numpy()
+
+
+def spectrogram_image(mel: np.ndarray, sampling_rate: int, hop_length: int, title: str,
+                      vmin: float, vmax: float):
+    """A PIL image of a log-mel spectrogram (matplotlib, no pyplot: safe in worker threads)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(6.4, 2.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    seconds = mel.shape[-1] * hop_length / sampling_rate
+    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                   extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("mel band", fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclasses.dataclass
+class CodecResult:
+    """What one run produces; file paths live in a fresh folder under :data:`OUTPUT_ROOT`."""
+
+    original_path: str  # the input at the codec's rate and channels (what the codec saw), wav
+    reconstruction_path: str  # decoded from the .hfmc bytes, wav
+    compressed_path: str  # the .hfmc file
+    original_spectrogram: object  # PIL.Image
+    reconstruction_spectrogram: object  # PIL.Image
+    bitrate_text: str  # markdown
+    metrics_text: str  # markdown
+    nominal_kbps: float
+    real_kbps: float
+    file_bytes: int
+    mel_distance: float
+    si_sdr: float
+    seconds: float
+    notes: list[str]  # things worth a gr.Warning / gr.Info (resampling, silence, ...)
+
+
+def _new_output_dir() -> Path:
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if old.is_dir() and now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
+
+
+def _safe_stem(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem).strip("._") or "audio"
+    return stem[:60]
+
+
+def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike | None,
+            bandwidth: float | str | None) -> CodecResult:
+    """Compress ``audio_path`` with the codec at ``model_path`` at ``bandwidth`` kbps and decode it.
+
+    ``model_path`` ``None`` = the first of :func:`available_models`; ``bandwidth`` ``None`` = the
+    model's highest. Raises ``gr.Error`` for no input, an unreadable or overlong upload, an
+    unknown model or a bitrate the model does not have.
+    """
+    from hf_musiccodec.metrics import mel_distance, si_sdr
+
+    if audio_path is None or (isinstance(audio_path, str) and not audio_path.strip()):
+        raise gr.Error("No audio yet: upload a file or record with the microphone, then press Run.", title="No input", print_exception=False)
+    if model_path is None or not str(model_path).strip():
+        models = available_models()
+        if not models:
+            raise gr.Error("No codec is available: this Space found no model folder.", title="No model")
+        model_path = next(iter(models.values()))
+    model = load_model(model_path)
+    cfg = model.config
+    bandwidths = sorted(float(b) for b in cfg.target_bandwidths)
+    if bandwidth is None or (isinstance(bandwidth, str) and not bandwidth.strip()):
+        bandwidth = bandwidths[-1]
+    try:
+        bandwidth = float(str(bandwidth).lower().replace("kbps", "").strip())
+    except ValueError:
+        raise gr.Error(f"Bitrate {bandwidth!r} is not a number of kbps.", title="Bad bitrate", print_exception=False) from None
+    match = [b for b in bandwidths if math.isclose(b, bandwidth, abs_tol=1e-3)]
+    if not match:
+        raise gr.Error(f"This codec does not have {bandwidth:g} kbps; choose one of "
+                       f"{', '.join(f'{b:g}' for b in bandwidths)} kbps.", title="Bad bitrate", print_exception=False)
+    bandwidth = match[0]
+
+    out_dir = _new_output_dir()
+    audio, facts = read_upload(audio_path, cfg.sampling_rate, cfg.audio_channels, limit_s=max_seconds(), work_dir=out_dir)
+    sr = int(cfg.sampling_rate)
+    notes: list[str] = []
+    if facts["sampling_rate"] != sr or facts["channels"] != cfg.audio_channels:
+        channels = {1: "mono", 2: "stereo"}
+        notes.append(f"Converted the upload from {facts['sampling_rate']} Hz {channels.get(facts['channels'], str(facts['channels']) + ' ch')} "
+                     f"to the codec's {sr} Hz {channels.get(cfg.audio_channels, str(cfg.audio_channels) + ' ch')}.")
+    silent = is_silent(audio)
+    if silent:
+        notes.append("The upload is (nearly) silent: the metrics say little about the codec.")
+
+    start = time.perf_counter()
+    compressed = encode_waveform(model, audio, bandwidth)
+    data = compressed.to_bytes()
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = decode_waveform(model, CompressedAudio.from_bytes(data, source="upload.hfmc"))[0]
+    decode_s = time.perf_counter() - start
+
+    stem = _safe_stem(Path(audio_path))
+    original_path = save_audio(out_dir / f"{stem}_original_{sr // 1000}khz.wav", np.clip(audio, -1.0, 1.0), sr)
+    reconstruction_path = save_audio(out_dir / f"{stem}_{bandwidth:g}kbps_decoded.wav", np.clip(decoded, -1.0, 1.0), sr)
+    compressed_path = write_compressed(out_dir / f"{stem}_{bandwidth:g}kbps.hfmc", compressed)
+    file_bytes = len(data)
+
+    seconds = audio.shape[-1] / sr
+    real_kbps = file_bytes * 8 / seconds / 1000
+    quantizers = model.num_quantizers_for_bandwidth(bandwidth)
+    code_kbps = quantizers * cfg.bits_per_codebook * cfg.frame_rate / 1000
+    pcm_kbps = sr * cfg.audio_channels * 16 / 1000
+    bitrate_text = (
+        f"**Bitrate: {bandwidth:g} kbps nominal**, {real_kbps:.2f} kbps real file\n\n"
+        f"- nominal: {quantizers} of {cfg.num_quantizers} codebooks × {cfg.bits_per_codebook} bits × "
+        f"{cfg.frame_rate:g} frames/s = {code_kbps:.3g} kbps\n"
+        f"- real: the `.hfmc` file is {file_bytes:,} bytes for {seconds:.2f} s (header and checksum included)\n"
+        f"- {pcm_kbps / real_kbps:.0f}× smaller than 16-bit PCM at {sr} Hz ({pcm_kbps:g} kbps)"
+    )
+
+    mel_dist = float(mel_distance(audio, decoded, sr))
+    sdr = float(si_sdr(audio, decoded)) if not silent else float("nan")
+    metrics_text = (
+        f"**Metrics** (original vs reconstruction)\n\n"
+        f"- mel distance: {mel_dist:.3f} (multi-scale log-mel L1; 0 = identical, lower is better)\n"
+        f"- SI-SDR: {sdr:.2f} dB (higher is better; waveform-exact, harsh on codecs that change phase)\n"
+        f"- encode {encode_s:.2f} s, decode {decode_s:.2f} s for {seconds:.2f} s of audio"
+    )
+
+    hop = (2048 if sr >= 32000 else 1024) // 4
+    mel_a, mel_b = log_mel(audio, sr), log_mel(decoded, sr)
+    vmax = float(max(mel_a.max(), mel_b.max()))
+    vmin = max(float(min(mel_a.min(), mel_b.min())), vmax - 5.0)  # 100 dB of range at most
+    original_img = spectrogram_image(mel_a, sr, hop, "original (log-mel)", vmin, vmax)
+    reconstruction_img = spectrogram_image(mel_b, sr, hop, f"reconstruction at {bandwidth:g} kbps (log-mel)", vmin, vmax)
+
+    return CodecResult(
+        original_path=str(original_path), reconstruction_path=str(reconstruction_path),
+        compressed_path=str(compressed_path), original_spectrogram=original_img,
+        reconstruction_spectrogram=reconstruction_img, bitrate_text=bitrate_text, metrics_text=metrics_text,
+        nominal_kbps=bandwidth, real_kbps=real_kbps, file_bytes=file_bytes, mel_distance=mel_dist,
+        si_sdr=sdr, seconds=seconds, notes=notes)
+
+
+# --------------------------------------------------------------------------- page
+
+
+def run_for_page(audio_path, model_path, bandwidth):
+    """The Run button's handler: :func:`process`, notes shown as warnings, outputs as a tuple."""
+    result = process(audio_path, model_path, bandwidth)
+    for note in result.notes:
+        gr.Warning(note) if "silent" in note else gr.Info(note)
+    return (result.original_path, result.reconstruction_path, result.original_spectrogram,
+            result.reconstruction_spectrogram, result.bitrate_text, result.metrics_text, result.compressed_path)
+
+
+def on_model_change(model_path):
+    """New model chosen: refill the bitrate choices (keeping the highest) and the model summary."""
+    if not model_path:
+        return gr.Dropdown(choices=[], value=None), ""
+    choices = bandwidth_choices(model_path)
+    return gr.Dropdown(choices=choices, value=choices[-1][1]), model_summary(model_path)
+
+
+def build_demo() -> gr.Blocks:
+    """The Space's page."""
+    models = available_models()
+    model_choices = list(models.items())
+    first = model_choices[0][1] if model_choices else None
+    bitrates = bandwidth_choices(first) if first else []
+    example = None
+    try:
+        from hf_musiccodec.data import demo_clip_path
+
+        example = demo_clip_path() if demo_clip_path().is_file() else None
+    except Exception:  # noqa: BLE001 - the example is optional
+        example = None
+
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}\n\n{DESCRIPTION}")
+        with gr.Row():
+            with gr.Column(scale=3):
+                audio_in = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio in (upload or record)",
+                                    buttons=["download"], elem_id="audio-in")
+            with gr.Column(scale=2):
+                model = gr.Dropdown(choices=model_choices, value=first, label="Codec", elem_id="model",
+                                    info="the bundled default codec and every codec folder under pipelines/")
+                model_info = gr.Markdown(model_summary(first) if first else "No codec found.", elem_id="model-info")
+                bitrate = gr.Dropdown(choices=bitrates, value=bitrates[-1][1] if bitrates else None,
+                                      label="Bitrate", elem_id="bitrate", info="the codec's target bandwidths")
+                gr.Markdown(f"Uploads up to {max_seconds():g} s.")
+                run = gr.Button("Run", variant="primary", elem_id="run")
+        if example is not None:
+            gr.Examples(examples=[[str(example)]], inputs=[audio_in], label="Example: a Bach chorale (10 s)")
+        with gr.Row(equal_height=True):
+            with gr.Column():
+                original = gr.Audio(label="Original (as the codec sees it)", type="filepath", interactive=False,
+                                    buttons=["download"], elem_id="original")
+                original_spec = gr.Image(label="Original spectrogram", show_label=False, type="pil", interactive=False,
+                                         buttons=["download", "fullscreen"], elem_id="original-spectrogram")
+            with gr.Column():
+                reconstruction = gr.Audio(label="Reconstruction (decoded from the .hfmc file)", type="filepath",
+                                          interactive=False, buttons=["download"], elem_id="reconstruction")
+                reconstruction_spec = gr.Image(label="Reconstruction spectrogram", show_label=False, type="pil",
+                                               interactive=False, buttons=["download", "fullscreen"],
+                                               elem_id="reconstruction-spectrogram")
+        with gr.Row():
+            bitrate_text = gr.Markdown(elem_id="bitrate-text", padding=True)
+            metrics_text = gr.Markdown(elem_id="metrics-text", padding=True)
+        compressed = gr.File(label="Compressed file (.hfmc)", interactive=False, elem_id="compressed")
+
+        model.change(on_model_change, inputs=[model], outputs=[bitrate, model_info])
+        run.click(run_for_page, inputs=[audio_in, model, bitrate],
+                  outputs=[original, reconstruction, original_spec, reconstruction_spec, bitrate_text,
+                           metrics_text, compressed],
+                  concurrency_limit=1)
+    return demo
+
+
+def main() -> None:
+    """``python app.py``: serve on ``$GRADIO_SERVER_NAME`` (default 127.0.0.1), ``$GRADIO_SERVER_PORT`` (7860)."""
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        allowed_paths=[str(OUTPUT_ROOT)],
+        ssr_mode=False,
+    )
