@@ -64,6 +64,18 @@ def build_datasets(cfg: CodecTrainingConfig, model_config) -> tuple[AudioCropDat
     return train, validation
 
 
+def warn_if_every_code_looks_dead(cfg: CodecTrainingConfig, mc) -> None:
+    """Dead-code restart compares each code's EMA count of assignments per step with a threshold;
+    above the average count a batch can give, codes are re-drawn at every step and mean nothing."""
+    if mc.quantizer_type != "euclidean" or mc.threshold_ema_dead_code <= 0:
+        return
+    per_code = cfg.batch_size * cfg.segment_seconds * mc.frame_rate / mc.codebook_size
+    if mc.threshold_ema_dead_code > per_code / 2:
+        logger.warning("threshold_ema_dead_code=%g but a batch assigns only %.2f vectors per code on average: "
+                       "most codes will be restarted at every step; lower it below %.2f",
+                       mc.threshold_ema_dead_code, per_code, per_code / 2)
+
+
 def fixed_validation_batch(dataset: AudioCropDataset, items: int) -> torch.Tensor:
     """The same crops at every validation, so the metrics are comparable across steps."""
     n = min(items, len(dataset))
@@ -88,6 +100,7 @@ class CodecSolver:
         set_seed(cfg.seed, device_specific=True)
         self.model = build_codec(cfg)
         mc = self.model.config
+        warn_if_every_code_looks_dead(cfg, mc)
         self.discriminator = (build_discriminator(cfg.discriminator, in_channels=mc.audio_channels,
                                                   channels=cfg.discriminator_channels, **cfg.discriminator_kwargs)
                               if cfg.discriminator else None)
