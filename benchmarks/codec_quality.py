@@ -329,7 +329,7 @@ def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bo
             row = {"system": "anchor", "name": label, "label": label, "requested_kbps": None}
             rows.append(_score_row(row, excerpts, outputs, sr, use_visqol, False, timings, log))
     for row in rows:
-        if row["output_variation"] is not None and row["output_variation"] < 0.1:
+        if row["system"] != "anchor" and row["output_variation"] is not None and row["output_variation"] < 0.1:
             notes.append(f"{_label(row)}: the outputs for different excerpts are nearly identical (relative "
                          f"difference {row['output_variation']:.2g}, ~1.4 for outputs that follow their inputs): "
                          "the output ignores its input, and its mel/STFT/ViSQOL are those of one fixed signal")
@@ -353,8 +353,9 @@ def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bo
 
 def anchor_outputs(excerpts: list[Excerpt], sr: int, cutoff_hz: float = 3500.0) -> list[tuple[str, list]]:
     """``(label, [(estimate, {}), ...])`` for the anchors: each excerpt low-passed at ``cutoff_hz``
-    (8th-order Butterworth, zero phase), and each excerpt replaced by the nearest later excerpt
-    (cyclically) of another track (or, with one track, another position of it)."""
+    (8th-order Butterworth, zero phase), and each excerpt ``i`` replaced by excerpt ``(i + s) % n``,
+    a one-to-one shuffle whose shift ``s`` (tried from ``n // 2`` on) puts the most excerpts
+    against another track (with one track: another position of it)."""
     from scipy.signal import butter, sosfiltfilt
 
     out = []
@@ -364,11 +365,11 @@ def anchor_outputs(excerpts: list[Excerpt], sr: int, cutoff_hz: float = 3500.0) 
                     [(sosfiltfilt(sos, e.audio, axis=-1).astype(np.float32), {}) for e in excerpts]))
     n = len(excerpts)
     if n > 1:
+        shifts = list(range(n // 2, n)) + list(range(1, n // 2))
+        shift = max(shifts, key=lambda s: sum(excerpts[i].path != excerpts[(i + s) % n].path for i in range(n)))
         others = []
         for i, e in enumerate(excerpts):
-            order = [(i + k) % n for k in range(1, n)]
-            j = next((j for j in order if excerpts[j].path != e.path), order[0])
-            other = excerpts[j].audio[..., : e.audio.shape[-1]]
+            other = excerpts[(i + shift) % n].audio[..., : e.audio.shape[-1]]
             other = np.pad(other, [(0, 0), (0, e.audio.shape[-1] - other.shape[-1])])
             others.append((np.ascontiguousarray(other), {}))
         out.append(("anchor: unrelated music", others))

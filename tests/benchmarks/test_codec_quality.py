@@ -59,9 +59,10 @@ def test_loader_reads_only_the_split(cq, manifest):
 
 def test_unrelated_anchor_comes_from_another_track(cq):
     ex = [cq.Excerpt(path=p, title=p, offset=0.0, seconds=1.0, sampling_rate=SR, audio=np.full((1, SR), k, np.float32))
-          for k, p in enumerate(["a", "a", "b"])]
+          for k, p in enumerate(["a", "a", "b", "b"])]
     anchors = dict(cq.anchor_outputs(ex, SR))
-    assert [float(est[0, 0]) for est, _ in anchors["anchor: unrelated music"]] == [2.0, 2.0, 0.0]
+    # a one-to-one shuffle, every excerpt against the other track
+    assert [float(est[0, 0]) for est, _ in anchors["anchor: unrelated music"]] == [2.0, 3.0, 0.0, 1.0]
 
 
 def test_missing_data_exits_2_with_fetch_command(cq, tmp_path, capsys):
