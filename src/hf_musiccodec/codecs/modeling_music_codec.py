@@ -3,6 +3,7 @@ transformers' ``EncodecModel`` (``encode``/``decode``), plus what training needs
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -16,8 +17,14 @@ from .configuration_music_codec import MusicCodecConfig
 from .modules.dac_blocks import DacDecoder, DacEncoder, Snake1d
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
-from .modules.seanet import SEANetDecoder, SEANetEncoder
-from .modules.weight_norm import _norm_except_dim0, _WeightNormMixin
+from .modules.seanet import SEANetDecoder, SEANetEncoder, single_thread
+from .modules.weight_norm import _norm_except_dim0, _WeightNormMixin, from_channels_last_1d, to_channels_last_1d
+from .streaming import CodecStream, LayerStream, streaming_unsupported_reason
+
+
+# Streaming chunks of at most this many frames run on one thread: their ops are too small to
+# split, and a second thread's synchronisation costs more than it saves (much more on a busy CPU).
+_SMALL_CHUNK_FRAMES = 16
 
 
 @dataclass
@@ -40,6 +47,22 @@ class MusicCodecDecoderOutput(ModelOutput):
     """audio_values: (batch, audio_channels, samples)."""
 
     audio_values: torch.Tensor | None = None
+
+
+@dataclass
+class MusicCodecStreamOutput(ModelOutput):
+    """What ``MusicCodecModel.flush()`` returns at the end of a stream.
+
+    audio_codes: (1, batch, num_quantizers, frames) codes of the last frames (the partial frame
+        padded as offline), or ``None`` if nothing was encoded in the stream.
+    audio_values: (batch, audio_channels, samples) the rest of the decoded audio, or ``None`` if
+        nothing was decoded in the stream.
+    latents: (1, batch, hidden_size, frames) for a plain autoencoder instead of codes.
+    """
+
+    audio_codes: torch.LongTensor | None = None
+    audio_values: torch.Tensor | None = None
+    latents: torch.Tensor | None = None
 
 
 @dataclass
@@ -150,7 +173,19 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
                              f"{', '.join(f'{b:g}' for b in cfg.target_bandwidths)} kbps")
         return cfg.num_quantizers_for_bandwidth(bandwidth)
 
-    def _check_input(self, input_values: torch.Tensor) -> torch.Tensor:
+    def _inference_context(self, *tensors):
+        """``torch.no_grad()`` unless a gradient can be wanted: grad enabled and either an input
+        requires grad (e.g. latents optimised through a frozen decoder) or the model is in
+        training mode with trainable weights. So ``encode``/``decode`` of an ``eval()`` model
+        never build a graph by accident, and take the inference fast paths."""
+        if not torch.is_grad_enabled():
+            return contextlib.nullcontext()
+        if any(t is not None and torch.is_tensor(t) and t.requires_grad for t in tensors) or \
+                (self.training and any(p.requires_grad for p in self.parameters())):
+            return contextlib.nullcontext()
+        return torch.no_grad()
+
+    def _check_input(self, input_values: torch.Tensor, allow_empty: bool = False) -> torch.Tensor:
         if not torch.is_tensor(input_values):
             input_values = torch.as_tensor(input_values)
         if input_values.dim() == 2 and self.config.audio_channels == 1:
@@ -160,7 +195,7 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
         if input_values.shape[1] != self.config.audio_channels:
             raise ValueError(f"this codec takes {self.config.audio_channels}-channel audio, "
                              f"got {input_values.shape[1]} channels")
-        if input_values.shape[-1] == 0:
+        if input_values.shape[-1] == 0 and not allow_empty:
             raise ValueError("input_values is empty (0 samples)")
         if not torch.isfinite(input_values).all():
             raise ValueError("input_values contains NaN or infinite samples")
@@ -205,6 +240,14 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
         Returns ``audio_codes`` of shape (chunks, batch, num_quantizers, frames) and ``audio_scales``.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if getattr(self, "_stream", None) is not None:
+            output = self._stream_encode(input_values, padding_mask, bandwidth)
+            return output if return_dict else output.to_tuple()
+        with self._inference_context(input_values):
+            output = self._encode(input_values, padding_mask, bandwidth)
+        return output if return_dict else output.to_tuple()
+
+    def _encode(self, input_values, padding_mask, bandwidth) -> MusicCodecEncoderOutput:
         num_quantizers = self.num_quantizers_for_bandwidth(bandwidth)
         x = self._check_input(input_values)
         length = x.shape[-1]
@@ -222,14 +265,21 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             frames[-1] = nn.functional.pad(frames[-1], (0, last_pad))
         stacked = torch.stack(frames)
         codes, latents = (None, stacked) if self.quantizer is None else (stacked, None)
-        output = MusicCodecEncoderOutput(codes, scales, last_pad, latents)
-        return output if return_dict else output.to_tuple()
+        return MusicCodecEncoderOutput(codes, scales, last_pad, latents)
 
     def decode(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None,
                padding_mask: torch.Tensor | None = None, return_dict: bool | None = None,
                last_frame_pad_length: int | None = None, latents: torch.Tensor | None = None):
         """Waveform (batch, audio_channels, samples) from ``encode``'s codes (or latents)."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if getattr(self, "_stream", None) is not None:
+            output = self._stream_decode(audio_codes, latents)
+            return output if return_dict else output.to_tuple()
+        with self._inference_context(latents):
+            output = self._decode(audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents)
+        return output if return_dict else output.to_tuple()
+
+    def _decode(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents):
         frames = latents if self.quantizer is None else audio_codes
         if frames is None:
             raise ValueError("decode needs audio_codes" + (" or latents" if self.quantizer is None else ""))
@@ -242,16 +292,161 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             raise ValueError(f"got {len(frames)} chunks of codes but {len(audio_scales)} scales")
         if self.config.chunk_length is None and len(frames) != 1:
             raise ValueError(f"this codec does not chunk its input: expected 1 chunk of codes, got {len(frames)}")
-        decoded = []
-        for i, (frame, scale) in enumerate(zip(frames, audio_scales)):
-            if i == len(frames) - 1 and last_frame_pad_length:
+        if len(frames) == 1:
+            frame = frames[0]
+            if last_frame_pad_length:
                 frame = frame[..., :-last_frame_pad_length]
-            decoded.append(self._decode_frame(frame, scale))
-        audio = decoded[0] if len(decoded) == 1 else linear_overlap_add(decoded, self.config.chunk_stride)
+            audio = self._decode_frame(frame, audio_scales[0])
+        else:
+            # Overlap-add each chunk into the output as soon as it is decoded, so a long input never
+            # holds more than the output and one chunk (same arithmetic as ``linear_overlap_add``).
+            overlap_add = _LinearOverlapAdd(self.config.chunk_stride, len(frames))
+            for i, (frame, scale) in enumerate(zip(frames, audio_scales)):
+                if i == len(frames) - 1 and last_frame_pad_length:
+                    frame = frame[..., :-last_frame_pad_length]
+                overlap_add.add(self._decode_frame(frame, scale))
+            audio = overlap_add.result()
         if padding_mask is not None and padding_mask.shape[-1] < audio.shape[-1]:
             audio = audio[..., : padding_mask.shape[-1]]
-        output = MusicCodecDecoderOutput(audio)
-        return output if return_dict else output.to_tuple()
+        return MusicCodecDecoderOutput(audio)
+
+    # ------------------------------------------------------------------ files of any length
+    def encode_long(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                    bandwidth: float | None = None, chunk_seconds: float = 5.0) -> MusicCodecEncoderOutput:
+        """``encode`` for signals of any length, in memory bounded by ``chunk_seconds`` of activations.
+
+        Same output as ``encode`` (identical codes): DAC-like codecs encode windows of
+        ``chunk_seconds`` extended by their receptive field and keep the centre frames; causal
+        SEANet codecs stream; EnCodec 48 kHz already encodes 1 s chunks. See ``long_audio.py``.
+        """
+        from .long_audio import encode_long
+
+        return encode_long(self, input_values, padding_mask, bandwidth, chunk_seconds)
+
+    def decode_long(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None,
+                    padding_mask: torch.Tensor | None = None, last_frame_pad_length: int | None = None,
+                    latents: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecDecoderOutput:
+        """``decode`` for codes of any length: only the output is held in full. Same output as
+        ``decode`` to float rounding."""
+        from .long_audio import decode_long
+
+        return decode_long(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents,
+                           chunk_seconds)
+
+    # ------------------------------------------------------------------ streaming
+    @contextlib.contextmanager
+    def streaming(self):
+        """Stream encode / decode (causal SEANet codecs: EnCodec 24 kHz, SoundStream).
+
+        Inside the block, ``encode(chunk)`` returns the codes of the frames completed so far and
+        ``decode(codes)`` the audio of the frames received so far; ``flush()`` (or leaving the
+        block) ends the signal and returns the rest. Concatenated, they equal offline ``encode``
+        and ``decode`` of the whole signal. Yields a ``CodecStream`` whose ``flushed`` attribute
+        holds the final flush's ``MusicCodecStreamOutput``. See ``streaming.py``.
+
+            with model.streaming() as stream:
+                for chunk in chunks:
+                    codes = model.encode(chunk).audio_codes        # (1, B, n_q, frames so far)
+                    audio = model.decode(codes).audio_values       # (B, C, frames * hop)
+                rest = model.flush()                               # last partial frame, its audio
+        """
+        reason = streaming_unsupported_reason(self.config)
+        if reason is not None:
+            raise ValueError(f"streaming is not supported: {reason}; use encode_long / decode_long for long files")
+        if getattr(self, "_stream", None) is not None:
+            raise RuntimeError("this model is already streaming")
+        stream = self._stream = CodecStream(self)
+        ok = False
+        try:
+            yield stream
+            ok = True
+        finally:
+            try:
+                if ok and (stream.encoder is not None or stream.decoder is not None):
+                    self.flush()
+            finally:
+                self._stream = None
+
+    def flush(self) -> MusicCodecStreamOutput:
+        """End the current stream: emit the last (partial) frame's codes, padded exactly as offline
+        ``encode`` pads it, and the remaining audio. When one stream both encodes and decodes,
+        the final codes are decoded too, so the audio totals offline ``decode(encode(x))``."""
+        stream = getattr(self, "_stream", None)
+        if stream is None:
+            raise RuntimeError("flush() is only meaningful inside `with model.streaming():`")
+        codes = latents = audio = None
+        with torch.no_grad():
+            final_latents = None
+            if stream.encoder is not None:
+                pad = -stream.samples_in % self.config.hop_length if self.config.pad_to_hop else 0
+                batch, channels = stream.input_shape
+                zeros = torch.zeros(batch, channels, 1, pad, dtype=self.dtype, device=self.device)
+                final_latents = from_channels_last_1d(stream.encoder.flush(zeros))
+                codes, latents = self._stream_codes(final_latents, stream.num_quantizers)
+            if stream.decoder is not None:
+                if final_latents is not None and codes is not None:
+                    final_latents = self._stream_latents(codes[0])
+                if final_latents is None:
+                    final_latents = torch.zeros(stream.decoder_batch, self.config.hidden_size, 0, dtype=self.dtype,
+                                                device=self.device)
+                audio = from_channels_last_1d(stream.decoder.flush(to_channels_last_1d(final_latents)))
+        output = MusicCodecStreamOutput(codes, audio, latents)
+        stream.reset()
+        stream.flushed = output
+        return output
+
+    def _stream_codes(self, latents: torch.Tensor, num_quantizers: int | None):
+        if self.quantizer is None:
+            return None, latents[None]
+        if latents.shape[-1] == 0:
+            n = num_quantizers or self.quantizer.num_quantizers
+            return latents.new_zeros(1, latents.shape[0], n, 0, dtype=torch.long), None
+        return self.quantizer.encode(latents, num_quantizers)[None], None
+
+    def _stream_latents(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.shape[-1] == 0:
+            return torch.zeros(codes.shape[0], self.config.hidden_size, 0, dtype=self.dtype, device=self.device)
+        return self.quantizer.decode(codes)
+
+    def _stream_encode(self, input_values, padding_mask, bandwidth) -> MusicCodecEncoderOutput:
+        stream = self._stream
+        num_quantizers = self.num_quantizers_for_bandwidth(bandwidth)
+        x = self._check_input(input_values, allow_empty=True)
+        if padding_mask is not None:
+            x = x * padding_mask.view(padding_mask.shape[0], -1, padding_mask.shape[-1]).to(x.dtype)
+        small = x.shape[-1] <= _SMALL_CHUNK_FRAMES * self.config.hop_length
+        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+            if stream.encoder is None:
+                stream.encoder = LayerStream(self.encoder.layers)
+                stream.input_shape = tuple(x.shape[:2])
+            elif tuple(x.shape[:2]) != stream.input_shape:
+                raise ValueError(f"stream chunks must keep their (batch, channels) = {stream.input_shape}, "
+                                 f"got {tuple(x.shape[:2])}")
+            stream.samples_in += x.shape[-1]
+            stream.num_quantizers = num_quantizers
+            latents = from_channels_last_1d(stream.encoder.step(to_channels_last_1d(x)))
+            codes, latents = self._stream_codes(latents, num_quantizers)
+        return MusicCodecEncoderOutput(codes, [None], 0, latents)
+
+    def _stream_decode(self, audio_codes, latents) -> MusicCodecDecoderOutput:
+        stream = self._stream
+        frames = latents if self.quantizer is None else audio_codes
+        if frames is None:
+            raise ValueError("decode needs audio_codes" + (" or latents" if self.quantizer is None else ""))
+        if frames.dim() == 4:
+            if frames.shape[0] != 1:
+                raise ValueError(f"streaming decode takes one chunk of codes, got {frames.shape[0]}")
+            frames = frames[0]
+        if self.quantizer is not None and frames.dtype.is_floating_point:
+            raise ValueError(f"audio_codes must be integers, got {frames.dtype}")
+        small = frames.shape[-1] <= _SMALL_CHUNK_FRAMES
+        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+            lat = frames.to(self.dtype) if self.quantizer is None else self._stream_latents(frames)
+            if stream.decoder is None:
+                stream.decoder = LayerStream(self.decoder.layers)
+                stream.decoder_batch = lat.shape[0]
+            audio = from_channels_last_1d(stream.decoder.step(to_channels_last_1d(lat)))
+        return MusicCodecDecoderOutput(audio)
 
     def forward(self, input_values: torch.Tensor, bandwidth: float | None = None,
                 return_dict: bool | None = None) -> MusicCodecOutput:
@@ -277,6 +472,33 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             audio = audio * scale.view(-1, 1, 1)
         output = MusicCodecOutput(audio, codes, vq_loss, commitment, codebook, latents, quantized, used)
         return output if return_dict else output.to_tuple()
+
+
+class _LinearOverlapAdd:
+    """``linear_overlap_add`` one chunk at a time, into a preallocated output (same arithmetic)."""
+
+    def __init__(self, stride: int, count: int):
+        self.stride, self.count, self.index = stride, count, 0
+        self.out = self.weight_sum = self.weight = None
+        self.total = 0
+
+    def add(self, frame: torch.Tensor) -> None:
+        if self.out is None:
+            # No chunk is longer than the first: it bounds the output length.
+            length = frame.shape[-1]
+            t = torch.linspace(0, 1, length + 2, device=frame.device, dtype=frame.dtype)[1:-1]
+            self.weight = 0.5 - (t - 0.5).abs()
+            self.out = frame.new_zeros(*frame.shape[:-1], self.stride * (self.count - 1) + length)
+            self.weight_sum = frame.new_zeros(self.out.shape[-1])
+        i, n = self.index, frame.shape[-1]
+        self.out[..., i * self.stride: i * self.stride + n] += self.weight[:n] * frame
+        self.weight_sum[i * self.stride: i * self.stride + n] += self.weight[:n]
+        self.total = i * self.stride + n
+        self.index += 1
+
+    def result(self) -> torch.Tensor:
+        out = self.out[..., : self.total]
+        return out.div_(self.weight_sum[: self.total])
 
 
 def linear_overlap_add(frames: list[torch.Tensor], stride: int) -> torch.Tensor:

@@ -2,6 +2,14 @@
 
 Parameter names follow transformers' ``EncodecModel`` (``layers.N.conv``, ``block``, ``shortcut``,
 ``lstm``) so that published checkpoints load without renaming.
+
+Inference fast path (weight-norm configs, no gradients): (B, C, 1, T) channels-last activations
+(see ``weight_norm``), each ELU written straight into the padded input buffer of the conv that
+follows it (reflect padding is filled from that buffer, since ELU commutes with reflection),
+the residual additions fused into the 1x1 convs, ELUs in place where their input is dead, and
+the LSTM run on one thread (a recurrence of small matmuls gains nothing from a second thread
+and loses much to its synchronisation on a busy machine). Same expressions as the training
+path; outputs differ by float rounding only.
 """
 
 from __future__ import annotations
@@ -12,7 +20,29 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
+from contextlib import contextmanager
+
+from .weight_norm import WeightNormConv1d, WeightNormConvTranspose1d, from_channels_last_1d, to_channels_last_1d
+
+_CL = torch.channels_last
+
+
+@contextmanager
+def single_thread():
+    """Run the block on one intra-op thread, then restore the previous setting."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def use_fast_path(*tensors: torch.Tensor) -> bool:
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
 
 
 def _pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
@@ -57,15 +87,57 @@ class SConv1d(nn.Module):
         ideal_length = (math.ceil(n_frames) - 1) * self.stride + self.effective_kernel - self.padding_total
         return ideal_length - length
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        extra = self.extra_padding(x.shape[-1])
+    def padding(self, length: int) -> tuple[int, int]:
+        """(left, right) padding of an input of ``length`` samples."""
+        extra = self.extra_padding(length)
         if self.causal:
-            x = _pad1d(x, self.padding_total, extra, self.pad_mode)
-        else:
-            right = self.padding_total // 2
-            x = _pad1d(x, self.padding_total - right, right + extra, self.pad_mode)
+            return self.padding_total, extra
+        right = self.padding_total // 2
+        return self.padding_total - right, right + extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _pad1d(x, *self.padding(x.shape[-1]), self.pad_mode)
         x = self.conv(x)
         return self.norm(x) if hasattr(self, "norm") else x
+
+    def forward_cl(self, x: torch.Tensor, pre_elu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference on (B, C, 1, T) channels-last: ``conv(pad(elu?(x))) (+ residual)``.
+
+        ``x`` is left untouched: the ELU is written into the padded buffer the conv reads.
+        """
+        length = x.shape[-1]
+        left, right = self.padding(length)
+        if hasattr(self, "norm") or (self.pad_mode not in ("reflect", "constant", "replicate"))\
+                or (self.pad_mode == "reflect" and max(left, right) >= length):
+            y = to_channels_last_1d(self(nn.functional.elu(from_channels_last_1d(x)) if pre_elu
+                                         else from_channels_last_1d(x)))
+            return y if residual is None else y.add_(residual)
+        if left or right or pre_elu:
+            b, c = x.shape[:2]
+            padded = torch.empty((b, c, 1, left + length + right), dtype=x.dtype, device=x.device, memory_format=_CL)
+            middle = padded[..., left: left + length]
+            if pre_elu:
+                torch.ops.aten.elu.out(x, 1.0, 1, 1, out=middle)
+            else:
+                middle.copy_(x)
+            if self.pad_mode == "reflect":
+                if left:
+                    padded[..., :left] = middle[..., 1: left + 1].flip(-1)
+                if right:
+                    padded[..., left + length:] = middle[..., length - 1 - right: length - 1].flip(-1)
+            elif self.pad_mode == "replicate":
+                padded[..., :left] = middle[..., :1]
+                padded[..., left + length:] = middle[..., -1:]
+            else:
+                padded[..., :left] = 0
+                padded[..., left + length:] = 0
+            x = padded
+        if residual is not None and self.conv.kernel_size[0] == 1 and isinstance(self.conv, WeightNormConv1d):
+            return self.conv.conv_into(x, residual, accumulate=True)
+        y = self.conv.forward_cl(x) if isinstance(self.conv, WeightNormConv1d) else \
+            nn.functional.conv2d(x, self.conv.weight.unsqueeze(2), self.conv.bias, (1, self.stride),
+                                 0, (1, self.conv.dilation[0]))
+        return y if residual is None else y.add_(residual)
 
 
 class SConvTranspose1d(nn.Module):
@@ -91,6 +163,13 @@ class SConvTranspose1d(nn.Module):
         left, right = self.trim
         return x[..., left: x.shape[-1] - right]
 
+    def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "norm") or not isinstance(self.conv, WeightNormConvTranspose1d):
+            return to_channels_last_1d(self(from_channels_last_1d(x)))
+        y = self.conv.forward_cl(x)
+        left, right = self.trim
+        return y[..., left: y.shape[-1] - right].contiguous(memory_format=_CL)
+
 
 class SLSTM(nn.Module):
     """LSTM over the time axis of a (batch, channels, time) tensor, with a skip connection."""
@@ -101,8 +180,55 @@ class SLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         y = x.permute(2, 0, 1)
+        if use_fast_path(x, *self.lstm.parameters()):
+            with single_thread():
+                out, state = self.lstm(y, state)
+            return out.add_(y).permute(1, 2, 0), state
         out, state = self.lstm(y, state)
         return (out + y).permute(1, 2, 0), state
+
+    def forward_cl(self, x: torch.Tensor, state=None):
+        """Inference on (B, C, 1, T) channels-last (memory (B, T, C)); returns (output, state)."""
+        b, c, _, t = x.shape
+        y = x.permute(3, 0, 1, 2).reshape(t, b, c)  # a view when b == 1
+        with single_thread():
+            if t <= _FEW_STEPS:
+                out, state = self._few_steps(y, state)
+            else:
+                out, state = self.lstm(y, state)
+        out = out.add_(y).permute(1, 2, 0).unsqueeze(2)
+        return out.contiguous(memory_format=_CL), state
+
+
+    def _few_steps(self, y: torch.Tensor, state=None):
+        """The LSTM a step at a time (streaming chunks of a few frames: oneDNN's LSTM re-packs all
+        its weights on every call, which costs more than the steps). The input projection of all
+        steps is one matmul; each step reads the recurrent weights once."""
+        lstm = self.lstm
+        t, b, _ = y.shape
+        if state is None:
+            zeros = y.new_zeros(lstm.num_layers, b, lstm.hidden_size)
+            state = (zeros, zeros)
+        hs, cs = [], []
+        for layer in range(lstm.num_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                                                   "bias_hh"))
+            gates_in = torch.addmm(b_ih, y.reshape(t * b, -1), w_ih.t()).add_(b_hh).view(t, b, -1)
+            h, c = state[0][layer], state[1][layer]
+            outs = []
+            for step in range(t):
+                gates = torch.addmm(gates_in[step], h, w_hh.t())
+                i, f, g, o = gates.chunk(4, 1)
+                c = torch.sigmoid(f).mul_(c).add_(torch.sigmoid(i).mul_(torch.tanh(g)))
+                h = torch.sigmoid(o).mul_(torch.tanh(c))
+                outs.append(h)
+            y = torch.stack(outs)
+            hs.append(h)
+            cs.append(c)
+        return y, (torch.stack(hs), torch.stack(cs))
+
+
+_FEW_STEPS = 8
 
 
 class SEANetResnetBlock(nn.Module):
@@ -125,14 +251,53 @@ class SEANetResnetBlock(nn.Module):
             y = layer(y)
         return self.shortcut(x) + y
 
+    def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference on (B, C, 1, T) channels-last; ``x`` is left untouched."""
+        layers = list(self.block)
+        if len(layers) != 4 or not all(isinstance(layers[i], nn.ELU) for i in (0, 2)):
+            return to_channels_last_1d(self(from_channels_last_1d(x)))
+        residual = self.shortcut.forward_cl(x) if isinstance(self.shortcut, SConv1d) else x.clone(memory_format=_CL)
+        h = nn.functional.elu(layers[1].forward_cl(x, pre_elu=True), inplace=True)
+        return layers[3].forward_cl(h, residual=residual)  # shortcut(x) + y, fused into the last conv
+
 
 def _conv_kwargs(config) -> dict:
     return {"causal": config.use_causal_conv, "norm_type": config.norm_type, "pad_mode": config.pad_mode}
 
 
 def _run(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    first = next(m for m in layers if isinstance(m, SConv1d))
+    if use_fast_path(x, *layers.parameters()) and not hasattr(first, "norm"):
+        return from_channels_last_1d(_run_cl(layers, to_channels_last_1d(x)))
     for layer in layers:
         x = layer(x)[0] if isinstance(layer, SLSTM) else layer(x)
+    return x
+
+
+def _run_cl(layers, x: torch.Tensor) -> torch.Tensor:
+    """Inference through channels-last kernels. An ELU is deferred into the next conv's padding;
+    ``x`` (the caller's input) is never written."""
+    pending_elu = False
+    for layer in layers:
+        if isinstance(layer, nn.ELU):
+            pending_elu = True
+            continue
+        if isinstance(layer, SConv1d):
+            x = layer.forward_cl(x, pre_elu=pending_elu)
+        else:
+            if pending_elu:  # x is an intermediate result here: ours to overwrite
+                x = nn.functional.elu(x, inplace=True)
+            if isinstance(layer, SLSTM):
+                x = layer.forward_cl(x)[0]
+            elif isinstance(layer, (SEANetResnetBlock, SConvTranspose1d)):
+                x = layer.forward_cl(x)
+            elif isinstance(layer, nn.Tanh):
+                x = x.tanh_()
+            else:
+                x = to_channels_last_1d(layer(from_channels_last_1d(x)))
+        pending_elu = False
+    if pending_elu:
+        x = nn.functional.elu(x, inplace=True)
     return x
 
 

@@ -4,8 +4,13 @@ The weight is ``g * v / ||v||``, with the norm over every dimension but the firs
 ``torch.nn.utils.weight_norm`` and the original EnCodec and DAC checkpoints (``weight_g`` /
 ``weight_v``). While gradients are needed the weight is recomputed on every call, as
 training requires. Without gradients (inference) the folded weight is cached and reused
-until ``g`` or ``v`` change (tracked by their in-place version counters), so inference pays
-for weight norm once, not on every forward.
+until ``g`` or ``v`` change (tracked by their in-place version counters, storage and dtype),
+so inference pays for weight norm once, not on every forward.
+
+The inference fast paths of the codec blocks run 1-D convolutions as 2-D convolutions over
+``(batch, channels, 1, time)`` tensors in channels-last memory format (time-major), which is
+oneDNN's native layout on CPU and avoids a reorder of the activations around every conv;
+``folded_weight(channels_last=True)`` returns the cached weight in that layout.
 """
 
 from __future__ import annotations
@@ -19,6 +24,32 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
+def to_channels_last_1d(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, C, 1, T) in channels-last (time-major) memory format."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def from_channels_last_1d(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, T) channels-last -> contiguous (B, C, T)."""
+    return x.squeeze(2).contiguous()
+
+
+def _mkldnn_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and _HAS_MKLDNN_FUSED
+
+
+_HAS_MKLDNN_FUSED = (torch.backends.mkldnn.is_available()
+                     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+                     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
+                     and hasattr(torch.ops.mkldnn, "_convolution_transpose_pointwise")
+                     and hasattr(torch.ops.mkldnn, "_reorder_convolution_transpose_weight"))
+
+
+# Inputs at most this long (streaming chunks) use the plain channels-last weight: a weight
+# pre-packed for long inputs can be slower than the reorder on tiny ones.
+_SMALL = 64
+
+
 class _WeightNormMixin:
     """Replaces a conv's ``weight`` parameter by ``weight_g`` and ``weight_v``."""
 
@@ -27,18 +58,55 @@ class _WeightNormMixin:
         del self.weight
         self.weight_g = nn.Parameter(_norm_except_dim0(weight).clone())
         self.weight_v = nn.Parameter(weight.clone())
-        self._folded: torch.Tensor | None = None
+        # Inference cache: layout -> folded weight. Setting ``_folded = None`` drops it.
+        self._folded: dict | None = None
         self._folded_key: tuple | None = None
+        self._pack_size: list | None = None
+
+    def __getstate__(self):
+        # The inference cache (which may hold oneDNN tensors, which cannot be copied or pickled)
+        # is rebuilt on demand: copies and pickles leave it out.
+        state = super().__getstate__()
+        state["_folded"], state["_folded_key"] = None, None
+        return state
+
+    def _weight_key(self) -> tuple:
+        g, v = self.weight_g, self.weight_v
+        return (g._version, v._version, g.data_ptr(), v.data_ptr(), g.dtype, g.device)
 
     def normalized_weight(self) -> torch.Tensor:
+        return self.folded_weight("ncw")
+
+    def folded_weight(self, layout: str = "ncw") -> torch.Tensor:
+        """``g * v / ||v||``: recomputed while gradients are needed, else cached.
+
+        ``layout``: ``"ncw"`` the conv's own weight; ``"cl"`` the (out, in, 1, kernel) channels-last
+        weight of the 2-D convolution that computes this 1-D one on (B, C, 1, T) channels-last
+        activations; ``"mkldnn"`` that weight pre-packed in oneDNN's blocked format (so it is not
+        reordered on every call).
+        """
         g, v = self.weight_g, self.weight_v
         if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
-            return g * v / _norm_except_dim0(v)
-        key = (g._version, v._version, g.data_ptr(), v.data_ptr(), g.dtype, g.device)
+            weight = g * v / _norm_except_dim0(v)
+            return weight if layout == "ncw" else weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        key = self._weight_key()
         if self._folded is None or self._folded_key != key:
-            self._folded = g * v / _norm_except_dim0(v)
-            self._folded_key = key
-        return self._folded
+            self._folded, self._folded_key = {}, key
+        cache = self._folded
+        if layout not in cache:
+            with torch.no_grad():
+                if layout == "ncw":
+                    cache[layout] = g * v / _norm_except_dim0(v)
+                else:
+                    # Only one inference layout is kept: the 2-D one replaces the 1-D one.
+                    weight = cache.pop("ncw", None)
+                    weight = g * v / _norm_except_dim0(v) if weight is None else weight
+                    weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+                    cache[layout] = weight if layout == "cl" else self._pack(weight)
+        return cache[layout]
+
+    def _pack(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Accept every layout published checkpoints use: plain ``weight`` (weight norm already
@@ -66,6 +134,50 @@ class WeightNormConv1d(_WeightNormMixin, nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)
 
+    def _pack(self, weight: torch.Tensor) -> torch.Tensor:
+        # oneDNN picks the blocked format from the input size: pack for the first size seen.
+        return torch.ops.mkldnn._reorder_convolution_weight(
+            weight, [0, self.padding[0]], [1, self.stride[0]], [1, self.dilation[0]], self.groups, self._pack_size)
+
+    def conv_into(self, x: torch.Tensor, out: torch.Tensor, accumulate: bool = False) -> torch.Tensor:
+        """``out = conv(x)`` (or ``out += conv(x)`` with ``accumulate``) on channels-last (B, C, 1, T)
+        tensors, written into the caller's buffer so that no new activation is allocated
+        (a fresh large tensor costs page faults that can exceed the work of a 1x1 conv)."""
+        if _mkldnn_ok(x) and x.shape[-1] > _SMALL:
+            self._pack_size = list(x.shape)
+            if not accumulate:
+                out.zero_()
+            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                out, x, self.folded_weight("mkldnn"), self.bias, [0, self.padding[0]], [1, self.stride[0]],
+                [1, self.dilation[0]], self.groups, "add", None, None, [], None)
+        y = self.forward_cl(x)
+        return out.add_(y) if accumulate else out.copy_(y)
+
+    def forward_cl(self, x: torch.Tensor, residual: torch.Tensor | None = None, padding: int | None = None,
+                   activation: str | None = None) -> torch.Tensor:
+        """The same convolution on (B, C, 1, T) channels-last activations (inference only).
+
+        Optionally fused with oneDNN post-ops: ``+ residual`` (same shape as the output) then
+        ``activation`` (``"elu"``). ``padding`` overrides the conv's own (zero) padding.
+        """
+        pad = self.padding[0] if padding is None else padding
+        if _mkldnn_ok(x) and pad == self.padding[0] and x.shape[-1] > _SMALL:
+            self._pack_size = list(x.shape)
+            args = ([0, pad], [1, self.stride[0]], [1, self.dilation[0]], self.groups)
+            weight = self.folded_weight("mkldnn")
+            unary, scalars, algorithm = ("none", [], None) if activation is None else (activation, [1.0, 1.0, 1.0], None)
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args, unary, scalars, algorithm)
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, weight, self.bias, *args, "add", None, activation, scalars, algorithm)
+        y = F.conv2d(x, self.folded_weight("cl"), self.bias, (1, self.stride[0]), (0, pad), (1, self.dilation[0]),
+                     self.groups)
+        if residual is not None:
+            y = y.add_(residual)
+        if activation == "elu":
+            y = F.elu(y, inplace=True)
+        return y
+
 
 class WeightNormConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
     def __init__(self, *args, **kwargs):
@@ -77,6 +189,22 @@ class WeightNormConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
             x, self.normalized_weight(), self.bias, self.stride, self.padding,
             self.output_padding, self.groups, self.dilation,
         )
+
+    def _pack(self, weight: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._reorder_convolution_transpose_weight(
+            weight, [0, self.padding[0]], [0, self.output_padding[0]], [1, self.stride[0]], [1, self.dilation[0]],
+            self.groups, self._pack_size)
+
+    def forward_cl(self, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        """The same transposed convolution on (B, C, 1, T) channels-last activations (inference only)."""
+        b = self.bias if bias else None
+        if _mkldnn_ok(x) and x.shape[-1] > _SMALL:
+            self._pack_size = list(x.shape)
+            return torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, self.folded_weight("mkldnn"), b, [0, self.padding[0]], [0, self.output_padding[0]],
+                [1, self.stride[0]], [1, self.dilation[0]], self.groups, "none", [], None)
+        return F.conv_transpose2d(x, self.folded_weight("cl"), b, (1, self.stride[0]), (0, self.padding[0]),
+                                  (0, self.output_padding[0]), self.groups, (1, self.dilation[0]))
 
 
 class WeightNormConv2d(_WeightNormMixin, nn.Conv2d):

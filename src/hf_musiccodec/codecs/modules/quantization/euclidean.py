@@ -51,11 +51,29 @@ class EuclideanCodebook(nn.Module):
 
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
         """Codes (N,) of the nearest entries to vectors ``x`` (N, dim)."""
-        embed = self.embed.t()
-        # -||x - e||^2 up to the per-row constant ||x||^2, which does not change the argmax;
-        # kept in full to reproduce the reference implementations' rounding exactly.
-        dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
-        return dist.max(dim=-1).indices
+        if torch.is_grad_enabled() and (x.requires_grad or self.embed.requires_grad):
+            embed = self.embed.t()
+            # -||x - e||^2 up to the per-row constant ||x||^2, which does not change the argmax;
+            # kept in full to reproduce the reference implementations' rounding exactly.
+            dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
+            return dist.max(dim=-1).indices
+        # Inference: the same sums in the same order, bit for bit, on one (N, K) buffer updated
+        # in place, with the codebook's transpose and squared norms cached. max(-d) == min(d),
+        # first index on ties alike, since negation is exact.
+        embed_t, embed_sq = self._inference_tables()
+        dist = torch.mm(x, embed_t).mul_(-2)
+        dist.add_(x.pow(2).sum(1, keepdim=True)).add_(embed_sq)
+        return dist.argmin(dim=-1)
+
+    def _inference_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.embed
+        key = (e._version, e.data_ptr(), e.dtype, e.device)
+        if getattr(self, "_tables_key", None) != key:
+            with torch.no_grad():
+                embed_t = e.detach().t().contiguous()
+                self._tables = (embed_t, embed_t.pow(2).sum(0, keepdim=True))
+            self._tables_key = key
+        return self._tables
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         return F.embedding(codes, self.embed)

@@ -50,8 +50,20 @@ class FactorizedVectorQuantizer(nn.Module):
         return self.out_proj(self.lookup(codes))
 
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        quantized, codes, _, _ = self(x)
-        return quantized, codes
+        """Codes and the quantized vectors that the residual stack subtracts (inference).
+
+        No losses and no straight-through graph. ``latents + (code - latents)`` is kept (two ops on
+        a (B, codebook_dim, T) tensor) because the reference computes the residual from that
+        value, which can differ from ``code`` by one rounding, and the next codebook's choice
+        depends on the residual.
+        """
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, self.in_proj.weight_v, self.codebook.weight)):
+            quantized, codes, _, _ = self(x)
+            return quantized, codes
+        latents = self.in_proj(x)
+        codes = self._nearest(latents)
+        quantized = self.lookup(codes)
+        return self.out_proj(latents + (quantized - latents)), codes
 
     def forward(self, x: torch.Tensor):
         latents = self.in_proj(x)

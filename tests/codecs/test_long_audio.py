@@ -1,0 +1,137 @@
+"""Long files in windows equal whole-file processing; receptive fields; inference fast paths."""
+
+import pytest
+import torch
+
+from hf_musiccodec import MusicCodecModel
+from hf_musiccodec.codecs.long_audio import margins, receptive_field
+from hf_musiccodec.testing.tiny import tiny_codec_config
+
+
+def _model(preset, **overrides):
+    torch.manual_seed(0)
+    model = MusicCodecModel(tiny_codec_config(preset, **overrides)).eval()
+    if model.config.quantizer_type == "euclidean":
+        for layer in model.quantizer.layers:
+            layer.codebook.embed.normal_()
+    return model
+
+
+@pytest.mark.parametrize("preset", ["dac_16khz", "dac_44khz", "encodec_48khz", "encodec_24khz"])
+@pytest.mark.parametrize("chunk_seconds", [0.1, 0.3])
+def test_long_equals_whole_file(preset, chunk_seconds, noise):
+    model = _model(preset)
+    cfg = model.config
+    seconds = 2.1 if preset == "encodec_48khz" else 0.6  # EnCodec 48 kHz: several 1 s chunks
+    x = noise(2, cfg.audio_channels, int(seconds * cfg.sampling_rate) + 17)
+    with torch.no_grad():
+        ref = model.encode(x)
+        ref_audio = model.decode(ref.audio_codes, ref.audio_scales,
+                                 last_frame_pad_length=ref.last_frame_pad_length).audio_values
+    enc = model.encode_long(x, chunk_seconds=chunk_seconds)
+    assert torch.equal(enc.audio_codes, ref.audio_codes)
+    assert enc.last_frame_pad_length == ref.last_frame_pad_length
+    audio = model.decode_long(enc.audio_codes, enc.audio_scales, last_frame_pad_length=enc.last_frame_pad_length,
+                              chunk_seconds=chunk_seconds).audio_values
+    assert audio.shape == ref_audio.shape
+    assert (audio - ref_audio).abs().max() < 1e-4
+
+
+def _gradient_span(fn, length: int, index: int) -> tuple[int, int]:
+    x = torch.randn(1, 1, length, requires_grad=True)
+    fn(x)[..., index].sum().backward()
+    nonzero = x.grad[0].abs().sum(0).nonzero().flatten()
+    return int(nonzero.min()), int(nonzero.max())
+
+
+@pytest.mark.parametrize("preset", ["dac_16khz", "dac_44khz"])
+def test_receptive_field_matches_a_gradient_probe(preset):
+    model = _model(preset).train()  # gradients: the reference (training) path
+    hop = model.config.hop_length
+    field = receptive_field(model)
+    frames = 40
+    frame = frames // 2
+    lo, hi = _gradient_span(model.encoder, frames * hop, frame)
+    assert (frame * hop - lo, hi - (frame * hop + hop - 1)) == field["encoder"]
+    latents = torch.randn(1, model.config.hidden_size, frames, requires_grad=True)
+    left = right = 0
+    for phase in (0, hop // 2, hop - 1):
+        latents.grad = None
+        model.decoder(latents)[..., frame * hop + phase].sum().backward()
+        nonzero = latents.grad[0].abs().sum(0).nonzero().flatten()
+        left, right = max(left, frame - int(nonzero.min())), max(right, int(nonzero.max()) - frame)
+    assert left <= field["decoder"][0] and right <= field["decoder"][1]
+    assert margins(model)["decoder"][0] >= left + 1
+
+
+def test_recurrent_codecs_have_no_bounded_field():
+    with pytest.raises(ValueError, match="unbounded"):
+        margins(_model("encodec_24khz"))
+
+
+@pytest.mark.parametrize("preset", ["dac_16khz", "encodec_24khz"])
+def test_vectorised_rvq_decode_equals_loop(preset):
+    model = _model(preset, num_quantizers=5, target_bandwidths=None)
+    codes = torch.randint(0, model.config.codebook_size, (2, 5, 30))
+    with torch.no_grad():
+        for n in (1, 2, 5):
+            fast = model.quantizer.decode(codes[:, :n])
+            loop = model.quantizer.decode_loop(codes[:, :n])
+            assert fast.shape == loop.shape
+            assert (fast - loop).abs().max() <= 1e-5 * loop.abs().max()
+    # The cached stacked tables follow parameter updates.
+    with torch.no_grad():
+        for p in model.quantizer.parameters():
+            p.mul_(1.5)
+        for name, buffer in model.quantizer.named_buffers():
+            if name.endswith("embed"):
+                buffer.mul_(1.5)
+        assert torch.allclose(model.quantizer.decode(codes), model.quantizer.decode_loop(codes), atol=1e-5)
+
+
+def test_inference_quantize_skips_losses_but_matches_training_path():
+    model = _model("dac_16khz")
+    latents = torch.randn(2, model.config.hidden_size, 12)
+    layer = model.quantizer.layers[0]
+    with torch.no_grad():
+        quantized, codes = layer.quantize(latents)
+    trained, trained_codes, _, _ = layer(latents)  # grad path: losses and straight-through
+    assert torch.equal(codes, trained_codes) and torch.equal(quantized, trained.detach())
+
+
+@pytest.mark.parametrize("preset", ["dac_16khz", "encodec_24khz", "soundstream_24khz"])
+def test_fast_inference_path_equals_training_path(preset, noise):
+    model = _model(preset)
+    x = noise(2, 1, 3 * model.config.hop_length + 11)
+    if model.config.pad_to_hop:
+        x = x[..., : 3 * model.config.hop_length]
+    with torch.no_grad():
+        fast = model.encoder(x)
+        decoded_fast = model.decoder(fast)
+    slow = model.encoder(x)  # grad enabled, parameters require grad: the autograd path
+    decoded_slow = model.decoder(slow)
+    assert slow.requires_grad and not fast.requires_grad
+    assert (fast - slow).abs().max() < 1e-5 and (decoded_fast - decoded_slow).abs().max() < 1e-5
+
+
+def test_folded_weights_are_cached_at_inference():
+    model = _model("dac_16khz")
+    conv = model.decoder.conv1
+    with torch.no_grad():
+        first = conv.folded_weight("mkldnn")
+        assert conv.folded_weight("mkldnn") is first  # no recomputation
+        conv.weight_v.mul_(2)  # an in-place update invalidates it
+        assert conv.folded_weight("mkldnn") is not first
+    weight = conv.folded_weight("ncw")
+    assert weight.requires_grad  # while training, weight norm is recomputed with its graph
+
+
+def test_encode_decode_do_not_build_graphs_at_inference(noise):
+    model = _model("dac_16khz")
+    x = noise(1, 1, 640)
+    codes = model.encode(x).audio_codes
+    audio = model.decode(codes).audio_values
+    assert not audio.requires_grad  # eval mode, input without grad: no graph
+    latents = torch.randn(1, model.config.hidden_size, 2, requires_grad=True)
+    ae = _model("autoencoder")
+    assert ae.decode(latents=latents[:, : ae.config.hidden_size]).audio_values.requires_grad
