@@ -190,3 +190,17 @@ def test_balancer_ema_and_plain_weighted_mode():
 
     with pytest.raises(ValueError, match="no weight"):
         plain.backward({"other": model(x).sum()}, model(x))
+
+
+def test_spectral_caches_filled_in_inference_mode_still_train():
+    """A metric computed under inference_mode must not leave inference tensors in the caches."""
+    from hf_musiccodec.audio.spectral import _cached_mel, _cached_window
+
+    _cached_window.cache_clear()
+    _cached_mel.cache_clear()
+    loss = MultiScaleMelLoss(SR, window_lengths=(64,), n_mels=(8,))
+    with torch.inference_mode():
+        loss(torch.randn(1, 1, 800), torch.randn(1, 1, 800))
+    estimate = torch.randn(1, 1, 800, requires_grad=True)
+    loss(estimate, torch.randn(1, 1, 800)).backward()
+    assert estimate.grad is not None

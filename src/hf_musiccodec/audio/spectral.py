@@ -43,7 +43,9 @@ def get_window(
     kind: str, length: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """Periodic analysis window (cached; do not modify the returned tensor in place)."""
-    return _cached_window(kind, int(length), torch.device(device or "cpu"), dtype)
+    # Built outside inference mode: a cached inference tensor would break every later training step.
+    with torch.inference_mode(False):
+        return _cached_window(kind, int(length), torch.device(device or "cpu"), dtype)
 
 
 @functools.lru_cache(maxsize=128)
@@ -70,10 +72,11 @@ def mel_filterbank(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """librosa mel filterbank as a ``(n_mels, n_fft // 2 + 1)`` tensor (cached, read only)."""
-    return _cached_mel(
-        int(sr), int(n_fft), int(n_mels), float(fmin), None if fmax is None else float(fmax),
-        torch.device(device or "cpu"), dtype,
-    )
+    with torch.inference_mode(False):  # see get_window
+        return _cached_mel(
+            int(sr), int(n_fft), int(n_mels), float(fmin), None if fmax is None else float(fmax),
+            torch.device(device or "cpu"), dtype,
+        )
 
 
 def stft(
