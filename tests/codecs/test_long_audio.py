@@ -135,3 +135,17 @@ def test_encode_decode_do_not_build_graphs_at_inference(noise):
     latents = torch.randn(1, model.config.hidden_size, 2, requires_grad=True)
     ae = _model("autoencoder")
     assert ae.decode(latents=latents[:, : ae.config.hidden_size]).audio_values.requires_grad
+
+
+def test_long_with_bandwidth_and_padding_mask(noise):
+    model = _model("dac_16khz")
+    x = noise(1, 1, 7000)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    bandwidth = model.config.target_bandwidths[0]
+    with torch.no_grad():
+        ref = model.encode(x, padding_mask=mask, bandwidth=bandwidth).audio_codes
+        ref_audio = model.decode(ref, padding_mask=mask).audio_values
+    enc = model.encode_long(x, bandwidth, padding_mask=mask, chunk_seconds=0.1)
+    assert enc.audio_codes.shape[2] == 1 and torch.equal(enc.audio_codes, ref)
+    audio = model.decode_long(enc.audio_codes, padding_mask=mask, chunk_seconds=0.1).audio_values
+    assert audio.shape == x.shape and (audio - ref_audio).abs().max() < 1e-4

@@ -151,7 +151,6 @@ def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_se
         return MusicCodecEncoderOutput(codes, [None], 0, latents)
 
     hop = model.config.hop_length
-    x = model._pad_to_hop(x)
     length = x.shape[-1]
     frames = math.ceil(length / hop)
     chunk = step // hop
@@ -161,6 +160,8 @@ def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_se
         b = min(a + chunk, frames)
         ws, we = max(0, a - left), min(frames, b + right)
         window = x[..., ws * hop: length if we == frames else we * hop]
+        if we == frames:  # only the window at the end gets the end padding (no copy of the whole input)
+            window = model._pad_to_hop(window)
         latents = model.encoder(window)[..., a - ws: b - ws]
         pieces.append(latents if model.quantizer is None else model.quantizer.encode(latents, num_quantizers))
     stacked = torch.cat(pieces, dim=-1)[None]

@@ -238,6 +238,9 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
 
         ``bandwidth`` (kbps) must be one of ``config.target_bandwidths``; ``None`` means the highest.
         Returns ``audio_codes`` of shape (chunks, batch, num_quantizers, frames) and ``audio_scales``.
+        An ``eval()`` model runs without autograd (and on the inference fast paths) unless the
+        input requires grad; inside ``with model.streaming():`` it encodes a stream chunk.
+        For signals of any length in bounded memory, see ``encode_long``.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if getattr(self, "_stream", None) is not None:
@@ -270,7 +273,11 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
     def decode(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None,
                padding_mask: torch.Tensor | None = None, return_dict: bool | None = None,
                last_frame_pad_length: int | None = None, latents: torch.Tensor | None = None):
-        """Waveform (batch, audio_channels, samples) from ``encode``'s codes (or latents)."""
+        """Waveform (batch, audio_channels, samples) from ``encode``'s codes (or latents).
+
+        Runs without autograd for an ``eval()`` model unless ``latents`` require grad; inside
+        ``with model.streaming():`` it decodes a stream chunk. See also ``decode_long``.
+        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if getattr(self, "_stream", None) is not None:
             output = self._stream_decode(audio_codes, latents)
@@ -311,8 +318,8 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
         return MusicCodecDecoderOutput(audio)
 
     # ------------------------------------------------------------------ files of any length
-    def encode_long(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                    bandwidth: float | None = None, chunk_seconds: float = 5.0) -> MusicCodecEncoderOutput:
+    def encode_long(self, input_values: torch.Tensor, bandwidth: float | None = None, *,
+                    padding_mask: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecEncoderOutput:
         """``encode`` for signals of any length, in memory bounded by ``chunk_seconds`` of activations.
 
         Same output as ``encode`` (identical codes): DAC-like codecs encode windows of
@@ -323,7 +330,7 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
 
         return encode_long(self, input_values, padding_mask, bandwidth, chunk_seconds)
 
-    def decode_long(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None,
+    def decode_long(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None, *,
                     padding_mask: torch.Tensor | None = None, last_frame_pad_length: int | None = None,
                     latents: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecDecoderOutput:
         """``decode`` for codes of any length: only the output is held in full. Same output as

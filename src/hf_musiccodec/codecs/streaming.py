@@ -21,8 +21,11 @@ A streamed layer therefore emits an output only when its value is final:
   input on the right exactly as offline and emits the rest, including the last partial frame.
 
 Concatenated over the whole stream plus the flush, the codes equal offline ``encode`` and the
-audio equals offline ``decode`` (float rounding aside: the convs run the same kernels on the
-same values, so codes are identical in practice and audio agrees to about 1e-7). Every layer
+audio equals offline ``decode``, float rounding aside: chunks of a few frames run the LSTM a
+step at a time and small convs through other kernels than the long offline pass, which moves
+values by about 1e-7 relative, so codes are identical unless a latent lies within that of a
+tie between two codes (never seen in the tests; about 1e-7 max audio difference at full size).
+Every layer
 keeps its own state: the unconsumed tail of its input for convs, ``(h, c)`` for the LSTM, the
 not-yet-final overlap-add tail for transposed convs (EnCodec trims all their padding on the
 right, ``trim_right_ratio=1``, so the last ``kernel - stride`` samples of each chunk's output
@@ -31,7 +34,8 @@ buffered until the conv branch catches up.
 
 Steady-state algorithmic latency: one hop (``hop_length / sampling_rate``, 13.3 ms at 24 kHz),
 the time to collect a frame's samples; the decoder adds none (a causal transposed conv emits a
-frame's samples as soon as the frame arrives).
+frame's samples as soon as the frame arrives). Streaming is inference only (no gradients);
+chunks of up to 16 frames run on one thread (see ``modeling_music_codec._SMALL_CHUNK_FRAMES``).
 """
 
 from __future__ import annotations
