@@ -9,6 +9,7 @@ from .modeling_music_codec import (
     MusicCodecModel,
     MusicCodecOutput,
     MusicCodecPreTrainedModel,
+    MusicCodecStreamOutput,
 )
 from .presets import PRESETS
 
@@ -39,4 +40,5 @@ __all__ = [
     "MusicCodecModel",
     "MusicCodecOutput",
     "MusicCodecPreTrainedModel",
+    "MusicCodecStreamOutput",
 ]
