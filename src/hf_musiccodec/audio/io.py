@@ -2,7 +2,7 @@
 
 Everything here works on float32 numpy arrays shaped ``(channels, samples)`` and
 decodes with soundfile (libsndfile: wav, flac, ogg vorbis/opus, mp3), never
-torchaudio/torchcodec (see DESIGN.md: their CUDA wheels break CPU torch).
+PyTorch's own audio packages (see DESIGN.md: their CUDA wheels break CPU torch).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A folder of audio files as a ``datasets.Dataset`` of paths and metadata.
 
 Only headers are read here (soundfile.info); audio is decoded later, by soundfile, where it
-is used. datasets' ``Audio`` column is avoided on purpose: it decodes with torchcodec,
+is used. datasets' ``Audio`` column is avoided on purpose: it decodes with PyTorch's video/audio decoding package,
 which this project cannot install (see DESIGN.md).
 """
 
