@@ -179,13 +179,10 @@ def decode_long(model, audio_codes=None, audio_scales=None, padding_mask=None, l
     if mode == "chunked":
         return model.decode(audio_codes, audio_scales, padding_mask=padding_mask, return_dict=True,
                             last_frame_pad_length=last_frame_pad_length, latents=latents)
-    frames_all = latents if model.quantizer is None else audio_codes
-    if frames_all is None:
-        raise ValueError("decode_long needs audio_codes" + (" or latents" if model.quantizer is None else ""))
-    if frames_all.dim() == 4:
-        if frames_all.shape[0] != 1:
-            raise ValueError(f"this codec does not chunk its input: expected 1 chunk of codes, got {frames_all.shape[0]}")
-        frames_all = frames_all[0]
+    frames_all = model.decoder_frames(audio_codes, latents, "decode_long")
+    if frames_all.shape[0] != 1:
+        raise ValueError(f"this codec does not chunk its input: expected 1 chunk of codes, got {frames_all.shape[0]}")
+    frames_all = frames_all[0]
     if audio_scales is not None and any(s is not None for s in audio_scales):
         raise ValueError("this codec has no per-chunk scales")
     if last_frame_pad_length:

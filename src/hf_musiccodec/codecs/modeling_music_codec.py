@@ -286,14 +286,20 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
             output = self._decode(audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents)
         return output if return_dict else output.to_tuple()
 
-    def _decode(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents):
+    def decoder_frames(self, audio_codes, latents, caller: str = "decode") -> torch.Tensor:
+        """What ``decode`` decodes, as (chunks, batch, ..., frames): the codes, or the latents of a plain
+        autoencoder; checked to be present and (for codes) integers."""
         frames = latents if self.quantizer is None else audio_codes
         if frames is None:
-            raise ValueError("decode needs audio_codes" + (" or latents" if self.quantizer is None else ""))
+            raise ValueError(f"{caller} needs audio_codes" + (" or latents" if self.quantizer is None else ""))
         if frames.dim() == 3:  # (batch, num_quantizers, frames): a single chunk
             frames = frames.unsqueeze(0)
         if self.quantizer is not None and frames.dtype.is_floating_point:
             raise ValueError(f"audio_codes must be integers, got {frames.dtype}")
+        return frames
+
+    def _decode(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents):
+        frames = self.decoder_frames(audio_codes, latents)
         audio_scales = audio_scales if audio_scales is not None else [None] * len(frames)
         if len(audio_scales) != len(frames):
             raise ValueError(f"got {len(frames)} chunks of codes but {len(audio_scales)} scales")
@@ -437,15 +443,10 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
 
     def _stream_decode(self, audio_codes, latents) -> MusicCodecDecoderOutput:
         stream = self._stream
-        frames = latents if self.quantizer is None else audio_codes
-        if frames is None:
-            raise ValueError("decode needs audio_codes" + (" or latents" if self.quantizer is None else ""))
-        if frames.dim() == 4:
-            if frames.shape[0] != 1:
-                raise ValueError(f"streaming decode takes one chunk of codes, got {frames.shape[0]}")
-            frames = frames[0]
-        if self.quantizer is not None and frames.dtype.is_floating_point:
-            raise ValueError(f"audio_codes must be integers, got {frames.dtype}")
+        frames = self.decoder_frames(audio_codes, latents)
+        if frames.shape[0] != 1:
+            raise ValueError(f"streaming decode takes one chunk of codes, got {frames.shape[0]}")
+        frames = frames[0]
         small = frames.shape[-1] <= _SMALL_CHUNK_FRAMES
         with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
             lat = frames.to(self.dtype) if self.quantizer is None else self._stream_latents(frames)
