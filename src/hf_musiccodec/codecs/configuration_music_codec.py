@@ -9,6 +9,7 @@ from transformers import PretrainedConfig
 
 ARCHITECTURES = ("seanet", "dac")
 QUANTIZER_TYPES = ("none", "euclidean", "factorized")
+DECODER_TYPES = ("time", "istft")
 
 
 class MusicCodecConfig(PretrainedConfig):
@@ -27,7 +28,13 @@ class MusicCodecConfig(PretrainedConfig):
         use_conv_shortcut: SEANet options, with EnCodec's meaning. ``norm_type`` is ``"weight_norm"``
             or ``"time_group_norm"``.
         final_activation: ``None`` or ``"tanh"`` at the SEANet decoder output (DAC always has tanh).
-        decoder_hidden_size: channels at the DAC decoder input, halved at each upsampling.
+        decoder_hidden_size: channels at the DAC decoder input, halved at each upsampling; the
+            ConvNeXt width of an ``"istft"`` decoder.
+        decoder_type: ``"time"`` (the architecture's own upsampling decoder) or ``"istft"`` (Vocos /
+            WavTokenizer: ConvNeXt blocks at the frame rate predict STFT frames, an inverse STFT
+            makes the audio; not causal, so it does not stream).
+        decoder_num_layers: ConvNeXt blocks of an ``"istft"`` decoder.
+        istft_n_fft: FFT size of an ``"istft"`` decoder (default 4 x hop length: 75 % overlap).
         quantizer_type: ``"none"`` (plain autoencoder), ``"euclidean"`` (SoundStream / EnCodec codebooks,
             a single one for a VQ-VAE) or ``"factorized"`` (DAC's low-dimensional L2-normalised codes).
         num_quantizers: codebooks in the residual stack.
@@ -70,6 +77,9 @@ class MusicCodecConfig(PretrainedConfig):
         use_conv_shortcut: bool = True,
         final_activation: str | None = None,
         decoder_hidden_size: int = 1536,
+        decoder_type: str = "time",
+        decoder_num_layers: int = 8,
+        istft_n_fft: int | None = None,
         quantizer_type: str = "euclidean",
         num_quantizers: int = 32,
         codebook_size: int = 1024,
@@ -93,6 +103,8 @@ class MusicCodecConfig(PretrainedConfig):
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if quantizer_type not in QUANTIZER_TYPES:
             raise ValueError(f"quantizer_type must be one of {QUANTIZER_TYPES}, got {quantizer_type!r}")
+        if decoder_type not in DECODER_TYPES:
+            raise ValueError(f"decoder_type must be one of {DECODER_TYPES}, got {decoder_type!r}")
         if codebook_size < 2 or codebook_size & (codebook_size - 1):
             raise ValueError(f"codebook_size must be a power of two, got {codebook_size}")
         if audio_channels not in (1, 2):
@@ -117,6 +129,12 @@ class MusicCodecConfig(PretrainedConfig):
         self.use_conv_shortcut = use_conv_shortcut
         self.final_activation = final_activation
         self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_type = decoder_type
+        self.decoder_num_layers = decoder_num_layers
+        self.istft_n_fft = istft_n_fft if istft_n_fft is not None else 4 * self.hop_length
+        if decoder_type == "istft" and (self.istft_n_fft < self.hop_length or (self.istft_n_fft - self.hop_length) % 2):
+            raise ValueError(f"istft_n_fft must be at least the hop length ({self.hop_length}) and differ from it by an "
+                             f"even number, got {self.istft_n_fft}")
         self.quantizer_type = quantizer_type
         self.num_quantizers = num_quantizers if quantizer_type != "none" else 0
         self.codebook_size = codebook_size

@@ -13,6 +13,9 @@ Causal SEANet codecs (EnCodec 24 kHz, SoundStream): their LSTM gives them an unb
 receptive field, so windows would not be exact; they are run through the streaming encoder and
 decoder instead (``streaming.py``), which is exact and bounded.
 
+A codec whose encoder streams but whose decoder does not (a causal SEANet encoder with an
+``"istft"`` decoder) streams the encoder and decodes in windows.
+
 Chunked codecs (EnCodec 48 kHz): ``encode`` already works chunk by chunk (1 s chunks with
 1 % overlap, each with its own scale) and ``decode`` overlap-adds the chunks into the output as
 it decodes them, so the long-file functions just call them.
@@ -29,6 +32,7 @@ import math
 import torch
 from torch import nn
 
+from .modules.istft_decoder import InverseSTFT
 from .modules.seanet import SConv1d, SConvTranspose1d, SLSTM
 from .modules.weight_norm import WeightNormConvTranspose1d
 
@@ -54,6 +58,8 @@ def _layer_specs(module: nn.Module) -> list[tuple]:
             specs.append(("convT", m.kernel_size[0], m.stride[0], m.padding[0]))
         elif isinstance(m, nn.Conv1d):
             specs.append(("conv", m.kernel_size[0], m.stride[0], m.dilation[0], m.padding[0]))
+        elif isinstance(m, InverseSTFT):  # overlap-add of n_fft-long frames at hop, trimmed "same"
+            specs.append(("convT", m.n_fft, m.hop_length, (m.n_fft - m.hop_length) // 2))
         elif isinstance(m, (SLSTM, nn.LSTM)):
             inside.update(id(c) for c in m.modules())
             specs.append(("lstm",))
@@ -94,29 +100,32 @@ def receptive_field(model) -> dict:
     return {"encoder": encoder, "decoder": (left, right)}
 
 
-def margins(model, safety: int = SAFETY_FRAMES) -> dict:
-    """Frames of context to add on each side of an encode / decode window."""
+def margins(model, safety: int = SAFETY_FRAMES, parts=("encoder", "decoder")) -> dict:
+    """Frames of context to add on each side of an encode / decode window, for each of ``parts``."""
     field = receptive_field(model)
     hop = model.config.hop_length
-    el, er = field["encoder"]
-    dl, dr = field["decoder"]
-    if math.inf in (el, er, dl, dr):
-        raise ValueError("this codec has a recurrent layer: its receptive field is unbounded")
-    return {"encoder": (math.ceil(max(el, 0) / hop) + safety, math.ceil(max(er, 0) / hop) + safety),
-            "decoder": (max(dl, 0) + safety, max(dr, 0) + safety)}
+    out = {}
+    for part in parts:
+        left, right = field[part]
+        if math.inf in (left, right):
+            raise ValueError(f"this codec's {part} has a recurrent layer: its receptive field is unbounded")
+        scale = hop if part == "encoder" else 1  # the encoder's field is in samples
+        out[part] = (math.ceil(max(left, 0) / scale) + safety, math.ceil(max(right, 0) / scale) + safety)
+    return out
 
 
-def _mode(model) -> str:
+def _mode(model, part: str) -> str:
+    """How ``part`` ("encoder" or "decoder") of the codec runs on a long signal."""
     from .streaming import streaming_unsupported_reason
 
     cfg = model.config
     if cfg.chunk_length is not None:
         return "chunked"
-    if streaming_unsupported_reason(cfg) is None:
+    if streaming_unsupported_reason(cfg, part) is None:
         return "stream"
-    if any(spec[0] == "lstm" for spec in _layer_specs(model)):
-        raise ValueError("this codec is neither causal nor chunked and has an LSTM: it cannot be processed in "
-                         "exact bounded-memory windows; use encode / decode")
+    if any(spec[0] == "lstm" for spec in _layer_specs(getattr(model, part))):
+        raise ValueError(f"this codec's {part} is neither causal nor chunked and has an LSTM: it cannot be processed "
+                         "in exact bounded-memory windows; use encode / decode")
     return "windows"
 
 
@@ -131,7 +140,7 @@ def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_se
     """``model.encode`` of a signal of any length in bounded memory; same output."""
     from .modeling_music_codec import MusicCodecEncoderOutput
 
-    mode = _mode(model)
+    mode = _mode(model, "encoder")
     if mode == "chunked":
         return model.encode(input_values, padding_mask=padding_mask, bandwidth=bandwidth, return_dict=True)
     num_quantizers = model.num_quantizers_for_bandwidth(bandwidth)
@@ -154,7 +163,7 @@ def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_se
     length = x.shape[-1]
     frames = math.ceil(length / hop)
     chunk = step // hop
-    left, right = margins(model)["encoder"]
+    left, right = margins(model, parts=("encoder",))["encoder"]
     pieces = []
     for a in range(0, frames, chunk):
         b = min(a + chunk, frames)
@@ -175,7 +184,7 @@ def decode_long(model, audio_codes=None, audio_scales=None, padding_mask=None, l
     """``model.decode`` of codes of any length in bounded memory; same output (to float rounding)."""
     from .modeling_music_codec import MusicCodecDecoderOutput
 
-    mode = _mode(model)
+    mode = _mode(model, "decoder")
     if mode == "chunked":
         return model.decode(audio_codes, audio_scales, padding_mask=padding_mask, return_dict=True,
                             last_frame_pad_length=last_frame_pad_length, latents=latents)
@@ -207,7 +216,7 @@ def decode_long(model, audio_codes=None, audio_scales=None, padding_mask=None, l
             outputs.append(stream.flushed.audio_values)
         audio = torch.cat(outputs, dim=-1)
     else:
-        left, right = margins(model)["decoder"]
+        left, right = margins(model, parts=("decoder",))["decoder"]
         batch = frames_all.shape[0]
         audio = None
         for a in range(0, total, chunk):

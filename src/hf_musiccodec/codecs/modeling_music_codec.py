@@ -15,6 +15,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_music_codec import MusicCodecConfig
 from .modules.dac_blocks import DacDecoder, DacEncoder, Snake1d
+from .modules.istft_decoder import ConvNeXtBlock, ISTFTDecoder
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
 from .modules.seanet import SEANetDecoder, SEANetEncoder, single_thread
@@ -102,7 +103,12 @@ class MusicCodecPreTrainedModel(PreTrainedModel):
             init.ones_(module.alpha)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)
-        elif isinstance(module, nn.GroupNorm):
+        elif isinstance(module, nn.Linear):  # the iSTFT decoder's pointwise layers (Vocos' init)
+            init.trunc_normal_(module.weight, std=0.02)
+            init.zeros_(module.bias)
+        elif isinstance(module, ConvNeXtBlock):
+            init.constant_(module.gamma, module.layer_scale)
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.LSTM):
@@ -141,10 +147,12 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
 
     def __init__(self, config: MusicCodecConfig):
         super().__init__(config)
-        if config.architecture == "dac":
-            self.encoder, self.decoder = DacEncoder(config), DacDecoder(config)
+        dac = config.architecture == "dac"
+        self.encoder = DacEncoder(config) if dac else SEANetEncoder(config)
+        if config.decoder_type == "istft":
+            self.decoder = ISTFTDecoder(config)
         else:
-            self.encoder, self.decoder = SEANetEncoder(config), SEANetDecoder(config)
+            self.decoder = DacDecoder(config) if dac else SEANetDecoder(config)
         self.quantizer = build_quantizer(config)
         self.post_init()
 
@@ -349,7 +357,8 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
     # ------------------------------------------------------------------ streaming
     @contextlib.contextmanager
     def streaming(self):
-        """Stream encode / decode (causal SEANet codecs: EnCodec 24 kHz, SoundStream).
+        """Stream encode / decode (causal SEANet codecs: EnCodec 24 kHz, SoundStream; with an
+        ``"istft"`` decoder, which looks ahead, only encode streams).
 
         Inside the block, ``encode(chunk)`` returns the codes of the frames completed so far and
         ``decode(codes)`` the audio of the frames received so far; ``flush()`` (or leaving the
@@ -363,7 +372,7 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
                     audio = model.decode(codes).audio_values       # (B, C, frames * hop)
                 rest = model.flush()                               # last partial frame, its audio
         """
-        reason = streaming_unsupported_reason(self.config)
+        reason = streaming_unsupported_reason(self.config, "encoder")
         if reason is not None:
             raise ValueError(f"streaming is not supported: {reason}; use encode_long / decode_long for long files")
         if getattr(self, "_stream", None) is not None:
@@ -442,6 +451,9 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
         return MusicCodecEncoderOutput(codes, [None], 0, latents)
 
     def _stream_decode(self, audio_codes, latents) -> MusicCodecDecoderOutput:
+        reason = streaming_unsupported_reason(self.config, "decoder")
+        if reason is not None:
+            raise ValueError(f"streaming decode is not supported: {reason}; use decode or decode_long")
         stream = self._stream
         frames = self.decoder_frames(audio_codes, latents)
         if frames.shape[0] != 1:

@@ -61,8 +61,11 @@ def _empty(batch: int, channels: int, like: torch.Tensor) -> torch.Tensor:
     return torch.empty((batch, channels, 1, 0), dtype=like.dtype, device=like.device)
 
 
-def streaming_unsupported_reason(config) -> str | None:
-    """Why this configuration cannot stream exactly, or ``None`` if it can."""
+def streaming_unsupported_reason(config, part: str = "both") -> str | None:
+    """Why this configuration cannot stream exactly (``part``: "encoder", "decoder" or "both"), or
+    ``None`` if it can."""
+    if part != "encoder" and config.decoder_type == "istft":
+        return "the iSTFT decoder is not causal (its ConvNeXt blocks and overlapping frames look ahead)"
     if config.architecture != "seanet":
         return "only the causal SEANet codecs (EnCodec 24 kHz, SoundStream) stream; DAC is not causal"
     if not config.use_causal_conv:

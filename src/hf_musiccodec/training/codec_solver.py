@@ -39,13 +39,25 @@ logger = logging.getLogger(__name__)
 
 def build_codec(cfg: CodecTrainingConfig) -> MusicCodecModel:
     if cfg.init_from:
-        model = MusicCodecModel.from_pretrained(cfg.init_from)
-        for key, value in cfg.model_overrides.items():  # e.g. quantizer_dropout for fine-tuning
-            setattr(model.config, key, value)
-        if model.quantizer is not None:
-            model.quantizer.quantizer_dropout = model.config.quantizer_dropout
-        return model
+        loaded = MusicCodecModel.from_pretrained(cfg.init_from)
+        if not cfg.model_overrides:
+            return loaded
+        return transplant(loaded, MusicCodecConfig.from_dict({**loaded.config.to_dict(), **cfg.model_overrides}))
     return MusicCodecModel(MusicCodecConfig.from_preset(cfg.preset, **cfg.model_overrides))
+
+
+def transplant(source: MusicCodecModel, config: MusicCodecConfig) -> MusicCodecModel:
+    """A model of ``config`` that starts from every weight of ``source`` whose name and shape still
+    fit (e.g. a trained encoder and codebooks under a new decoder); the rest start fresh."""
+    model = MusicCodecModel(config)
+    target = model.state_dict()
+    fits = {k: v for k, v in source.state_dict().items() if k in target and target[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted(set(target) - set(fits))
+    if fresh:
+        modules = sorted({k.rsplit(".", 1)[0].split(".")[0] for k in fresh})
+        logger.warning("init_from: %d of %d tensors start fresh (in %s)", len(fresh), len(target), ", ".join(modules))
+    return model
 
 
 def build_datasets(cfg: CodecTrainingConfig, model_config) -> tuple[AudioCropDataset, AudioCropDataset]:
