@@ -9,6 +9,7 @@ from transformers import PretrainedConfig
 
 ARCHITECTURES = ("seanet", "dac")
 QUANTIZER_TYPES = ("none", "euclidean", "factorized")
+ENCODER_TYPES = ("time", "stft")
 DECODER_TYPES = ("time", "istft")
 
 
@@ -30,11 +31,17 @@ class MusicCodecConfig(PretrainedConfig):
         final_activation: ``None`` or ``"tanh"`` at the SEANet decoder output (DAC always has tanh).
         decoder_hidden_size: channels at the DAC decoder input, halved at each upsampling; the
             ConvNeXt width of an ``"istft"`` decoder.
+        encoder_type: ``"time"`` (the architecture's own strided encoder) or ``"stft"`` (log-magnitude
+            STFT frames, one per latent frame, through ConvNeXt blocks; not causal; implies
+            ``pad_to_hop``).
+        encoder_hidden_size, encoder_num_layers: ConvNeXt width (default: ``decoder_hidden_size``)
+            and blocks of an ``"stft"`` encoder.
         decoder_type: ``"time"`` (the architecture's own upsampling decoder) or ``"istft"`` (Vocos /
             WavTokenizer: ConvNeXt blocks at the frame rate predict STFT frames, an inverse STFT
             makes the audio; not causal, so it does not stream).
         decoder_num_layers: ConvNeXt blocks of an ``"istft"`` decoder.
-        istft_n_fft: FFT size of an ``"istft"`` decoder (default 4 x hop length: 75 % overlap).
+        istft_n_fft: FFT size of an ``"stft"`` encoder and an ``"istft"`` decoder (default 4 x hop
+            length: 75 % overlap).
         quantizer_type: ``"none"`` (plain autoencoder), ``"euclidean"`` (SoundStream / EnCodec codebooks,
             a single one for a VQ-VAE) or ``"factorized"`` (DAC's low-dimensional L2-normalised codes).
         num_quantizers: codebooks in the residual stack.
@@ -77,6 +84,9 @@ class MusicCodecConfig(PretrainedConfig):
         use_conv_shortcut: bool = True,
         final_activation: str | None = None,
         decoder_hidden_size: int = 1536,
+        encoder_type: str = "time",
+        encoder_hidden_size: int | None = None,
+        encoder_num_layers: int = 8,
         decoder_type: str = "time",
         decoder_num_layers: int = 8,
         istft_n_fft: int | None = None,
@@ -103,6 +113,8 @@ class MusicCodecConfig(PretrainedConfig):
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if quantizer_type not in QUANTIZER_TYPES:
             raise ValueError(f"quantizer_type must be one of {QUANTIZER_TYPES}, got {quantizer_type!r}")
+        if encoder_type not in ENCODER_TYPES:
+            raise ValueError(f"encoder_type must be one of {ENCODER_TYPES}, got {encoder_type!r}")
         if decoder_type not in DECODER_TYPES:
             raise ValueError(f"decoder_type must be one of {DECODER_TYPES}, got {decoder_type!r}")
         if codebook_size < 2 or codebook_size & (codebook_size - 1):
@@ -129,10 +141,13 @@ class MusicCodecConfig(PretrainedConfig):
         self.use_conv_shortcut = use_conv_shortcut
         self.final_activation = final_activation
         self.decoder_hidden_size = decoder_hidden_size
+        self.encoder_type = encoder_type
+        self.encoder_hidden_size = encoder_hidden_size
+        self.encoder_num_layers = encoder_num_layers
         self.decoder_type = decoder_type
         self.decoder_num_layers = decoder_num_layers
         self.istft_n_fft = istft_n_fft if istft_n_fft is not None else 4 * self.hop_length
-        if decoder_type == "istft" and (self.istft_n_fft < self.hop_length or (self.istft_n_fft - self.hop_length) % 2):
+        if (encoder_type, decoder_type) != ("time", "time") and (self.istft_n_fft < self.hop_length or (self.istft_n_fft - self.hop_length) % 2):
             raise ValueError(f"istft_n_fft must be at least the hop length ({self.hop_length}) and differ from it by an "
                              f"even number, got {self.istft_n_fft}")
         self.quantizer_type = quantizer_type
@@ -150,7 +165,7 @@ class MusicCodecConfig(PretrainedConfig):
         self.normalize = normalize
         self.chunk_length_s = chunk_length_s
         self.overlap = overlap
-        self.pad_to_hop = pad_to_hop
+        self.pad_to_hop = pad_to_hop or encoder_type == "stft"  # STFT frames need whole hops
         if target_bandwidths is None and self.num_quantizers:
             target_bandwidths = [round(n * self.bandwidth_per_quantizer, 3) for n in range(1, self.num_quantizers + 1)]
         self.target_bandwidths = [float(b) for b in (target_bandwidths or [])]

@@ -34,6 +34,7 @@ from torch import nn
 
 from .modules.istft_decoder import InverseSTFT
 from .modules.seanet import SConv1d, SConvTranspose1d, SLSTM
+from .modules.stft_encoder import LogMagnitudeSTFT
 from .modules.weight_norm import WeightNormConvTranspose1d
 
 SAFETY_FRAMES = 2
@@ -58,6 +59,8 @@ def _layer_specs(module: nn.Module) -> list[tuple]:
             specs.append(("convT", m.kernel_size[0], m.stride[0], m.padding[0]))
         elif isinstance(m, nn.Conv1d):
             specs.append(("conv", m.kernel_size[0], m.stride[0], m.dilation[0], m.padding[0]))
+        elif isinstance(m, LogMagnitudeSTFT):  # framing = a conv of kernel n_fft at stride hop
+            specs.append(("conv", m.n_fft, m.hop_length, 1, m.padding))
         elif isinstance(m, InverseSTFT):  # overlap-add of n_fft-long frames at hop, trimmed "same"
             specs.append(("convT", m.n_fft, m.hop_length, (m.n_fft - m.hop_length) // 2))
         elif isinstance(m, (SLSTM, nn.LSTM)):

@@ -18,6 +18,7 @@ from .modules.dac_blocks import DacDecoder, DacEncoder, Snake1d
 from .modules.istft_decoder import ConvNeXtBlock, ISTFTDecoder
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
+from .modules.stft_encoder import STFTEncoder
 from .modules.seanet import SEANetDecoder, SEANetEncoder, single_thread
 from .modules.weight_norm import _norm_except_dim0, _WeightNormMixin, from_channels_last_1d, to_channels_last_1d
 from .streaming import CodecStream, LayerStream, streaming_unsupported_reason
@@ -148,7 +149,10 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
     def __init__(self, config: MusicCodecConfig):
         super().__init__(config)
         dac = config.architecture == "dac"
-        self.encoder = DacEncoder(config) if dac else SEANetEncoder(config)
+        if config.encoder_type == "stft":
+            self.encoder = STFTEncoder(config)
+        else:
+            self.encoder = DacEncoder(config) if dac else SEANetEncoder(config)
         if config.decoder_type == "istft":
             self.decoder = ISTFTDecoder(config)
         else:

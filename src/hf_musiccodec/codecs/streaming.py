@@ -66,6 +66,8 @@ def streaming_unsupported_reason(config, part: str = "both") -> str | None:
     ``None`` if it can."""
     if part != "encoder" and config.decoder_type == "istft":
         return "the iSTFT decoder is not causal (its ConvNeXt blocks and overlapping frames look ahead)"
+    if part != "decoder" and config.encoder_type == "stft":
+        return "the STFT encoder is not causal (its ConvNeXt blocks and centred frames look ahead)"
     if config.architecture != "seanet":
         return "only the causal SEANet codecs (EnCodec 24 kHz, SoundStream) stream; DAC is not causal"
     if not config.use_causal_conv:

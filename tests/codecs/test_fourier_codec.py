@@ -1,4 +1,5 @@
-"""The iSTFT (Vocos) decoder: exact inverse STFT, whole-model behaviour, long files, streaming."""
+"""Fourier-domain parts: the STFT encoder and the iSTFT (Vocos) decoder: exact inverse STFT,
+whole-model behaviour, receptive fields, long files, streaming."""
 
 import logging
 
@@ -10,9 +11,10 @@ from hf_musiccodec.codecs.long_audio import margins, receptive_field
 from hf_musiccodec.codecs.modules.istft_decoder import InverseSTFT
 from hf_musiccodec.testing.tiny import tiny_codec_config
 
-from .probes import decoder_frame_span
+from .probes import decoder_frame_span, encoder_sample_span
 
 ISTFT = dict(decoder_type="istft", decoder_hidden_size=16, decoder_num_layers=2)
+FOURIER = dict(ISTFT, encoder_type="stft", encoder_num_layers=2, use_causal_conv=False, num_lstm_layers=0)
 
 
 def _model(preset="soundstream_24khz", **overrides):
@@ -70,6 +72,9 @@ def test_config_rejects_bad_decoder_options():
         tiny_codec_config("soundstream_24khz", decoder_type="wavenet")
     with pytest.raises(ValueError, match="istft_n_fft"):
         tiny_codec_config("soundstream_24khz", decoder_type="istft", istft_n_fft=321)
+    with pytest.raises(ValueError, match="encoder_type"):
+        tiny_codec_config("soundstream_24khz", encoder_type="mel")
+    assert tiny_codec_config("soundstream_24khz", encoder_type="stft").pad_to_hop  # frames need whole hops
 
 
 @pytest.mark.parametrize("preset", ["soundstream_24khz", "dac_16khz"])
@@ -124,3 +129,41 @@ def test_training_can_swap_the_decoder_of_a_trained_codec(tmp_path, caplog):
     for name, value in model.state_dict().items():
         if not name.startswith("decoder."):
             assert torch.equal(value, before[name]), name
+
+
+def test_stft_encoder_model_takes_any_length(noise):
+    model = _model(**FOURIER)
+    assert type(model.encoder).__name__ == "STFTEncoder"
+    x = noise(2, 1, 7 * model.config.hop_length + 5)
+    assert model(x).audio_values.shape == x.shape
+    enc = model.encode(x)
+    assert enc.audio_codes.shape[-1] == 8  # the partial last hop is padded into a frame
+
+
+def test_stft_encoder_receptive_field_matches_a_gradient_probe():
+    model = _model(**FOURIER).train()
+    field = receptive_field(model)
+    left, right = encoder_sample_span(model)
+    # The Hann window's first sample is 0, so the leftmost sample of the field has no weight.
+    assert (left + 1, right) == field["encoder"]
+    assert decoder_frame_span(model) == field["decoder"]
+
+
+def test_fourier_codec_long_equals_whole_file(noise):
+    model = _model(**FOURIER)
+    x = noise(1, 1, int(0.6 * model.config.sampling_rate) + 17)
+    with torch.no_grad():
+        ref = model.encode(x)
+        ref_audio = model.decode(ref.audio_codes, last_frame_pad_length=ref.last_frame_pad_length).audio_values
+    enc = model.encode_long(x, chunk_seconds=0.1)
+    assert torch.equal(enc.audio_codes, ref.audio_codes)
+    audio = model.decode_long(enc.audio_codes, last_frame_pad_length=enc.last_frame_pad_length,
+                              chunk_seconds=0.1).audio_values
+    assert audio.shape == ref_audio.shape and (audio - ref_audio).abs().max() < 1e-4
+
+
+def test_fourier_codec_does_not_stream():
+    model = _model(**FOURIER)
+    with pytest.raises(ValueError, match="STFT encoder is not causal"):
+        with model.streaming():
+            pass
