@@ -75,6 +75,16 @@ def test_loss_balancer_and_dac_discriminators(tmp_path, music_folder):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_fourier_codec_trains(tmp_path, music_folder):
+    fourier = dict(encoder_type="stft", decoder_type="istft", decoder_hidden_size=16, encoder_num_layers=1,
+                   decoder_num_layers=1, use_causal_conv=False)
+    cfg = CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=3, discriminator=None, waveform_weight=1.0,
+                                        model_overrides={**TOY["model_overrides"], **fourier}))
+    model = MusicCodecModel.from_pretrained(train(cfg))
+    assert model.config.encoder_type == "stft" and model.config.decoder_type == "istft"
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"train_folder": "x", "batch_size": 4}))
