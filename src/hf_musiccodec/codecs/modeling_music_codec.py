@@ -15,7 +15,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_music_codec import MusicCodecConfig
 from .modules.dac_blocks import DacDecoder, DacEncoder, Snake1d
-from .modules.istft_decoder import ConvNeXtBlock, ISTFTDecoder
+from .modules.convnext import ConvNeXtBlock
+from .modules.istft_decoder import ISTFTDecoder
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
 from .modules.stft_encoder import STFTEncoder
@@ -104,7 +105,7 @@ class MusicCodecPreTrainedModel(PreTrainedModel):
             init.ones_(module.alpha)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)
-        elif isinstance(module, nn.Linear):  # the iSTFT decoder's pointwise layers (Vocos' init)
+        elif isinstance(module, nn.Linear):  # ConvNeXt trunks' pointwise layers and heads (Vocos' init)
             init.trunc_normal_(module.weight, std=0.02)
             init.zeros_(module.bias)
         elif isinstance(module, ConvNeXtBlock):

@@ -55,7 +55,7 @@ def transplant(source: MusicCodecModel, config: MusicCodecConfig) -> MusicCodecM
     model.load_state_dict(fits, strict=False)
     fresh = sorted(set(target) - set(fits))
     if fresh:
-        modules = sorted({k.rsplit(".", 1)[0].split(".")[0] for k in fresh})
+        modules = sorted({k.split(".")[0] for k in fresh})
         logger.warning("init_from: %d of %d tensors start fresh (in %s)", len(fresh), len(target), ", ".join(modules))
     return model
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .istft_decoder import ConvNeXtBlock
+from ...audio.spectral import stft_magnitude
+from .convnext import ConvNeXtTrunk
 
 
 class LogMagnitudeSTFT(nn.Module):
@@ -28,13 +29,12 @@ class LogMagnitudeSTFT(nn.Module):
         if length % self.hop_length:
             raise ValueError(f"the STFT encoder takes a whole number of hops ({self.hop_length}), got {length} samples")
         x = nn.functional.pad(audio.reshape(batch * channels, length), (self.padding, self.padding))
-        window = torch.hann_window(self.n_fft, dtype=x.dtype, device=x.device)
-        frames = x.unfold(-1, self.n_fft, self.hop_length) * window  # (B*C, T, n_fft)
-        magnitude = torch.fft.rfft(frames, dim=-1).abs()
-        return torch.log(magnitude.clamp_min(1e-5)).transpose(1, 2).reshape(batch, -1, frames.shape[1])
+        # |STFT| floored at 1e-5 (eps is on the power), (B * C, bins, T): one frame per hop.
+        magnitude = stft_magnitude(x, self.n_fft, self.hop_length, center=False, eps=1e-10)
+        return magnitude.log().reshape(batch, -1, magnitude.shape[-1])
 
 
-class STFTEncoder(nn.Module):
+class STFTEncoder(ConvNeXtTrunk):
     """Audio (B, audio_channels, T * hop) -> latents (B, hidden_size, T).
 
     Frames are centred like ``InverseSTFT``'s ("same" padding), so frame ``t`` covers samples
@@ -51,19 +51,10 @@ class STFTEncoder(nn.Module):
     def __init__(self, config):
         super().__init__()
         dim = config.encoder_hidden_size or config.decoder_hidden_size
-        self.spectrum = LogMagnitudeSTFT(config.istft_n_fft, config.hop_length)
+        self.spectrum = LogMagnitudeSTFT(config.istft_n_fft, config.hop_length)  # first: layer order
         bins = config.istft_n_fft // 2 + 1
-        self.embed = nn.Conv1d(bins * config.audio_channels, dim, kernel_size=7, padding=3)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.blocks = nn.ModuleList(
-            ConvNeXtBlock(dim, 3 * dim, layer_scale=1.0 / config.encoder_num_layers)
-            for _ in range(config.encoder_num_layers)
-        )
-        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.build_trunk(bins * config.audio_channels, dim, config.encoder_num_layers)
         self.proj = nn.Linear(dim, config.hidden_size)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.embed(self.spectrum(audio)).transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        return self.proj(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+        return self.proj(self.trunk(self.spectrum(audio))).transpose(1, 2)
