@@ -3,14 +3,8 @@
 from transformers import AutoConfig, AutoModel
 
 from .configuration_music_codec import MusicCodecConfig
-from .modeling_music_codec import (
-    MusicCodecDecoderOutput,
-    MusicCodecEncoderOutput,
-    MusicCodecModel,
-    MusicCodecOutput,
-    MusicCodecPreTrainedModel,
-    MusicCodecStreamOutput,
-)
+from .modeling_music_codec import MusicCodecModel, MusicCodecPreTrainedModel
+from .outputs import MusicCodecDecoderOutput, MusicCodecEncoderOutput, MusicCodecOutput, MusicCodecStreamOutput
 from .presets import PRESETS
 
 DEFAULT_CODEC = "musiccodec-24khz"

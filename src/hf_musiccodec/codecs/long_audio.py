@@ -36,6 +36,7 @@ from .modules.istft_decoder import InverseSTFT
 from .modules.seanet import SConv1d, SConvTranspose1d, SLSTM
 from .modules.stft_encoder import LogMagnitudeSTFT
 from .modules.weight_norm import WeightNormConvTranspose1d
+from .outputs import MusicCodecDecoderOutput, MusicCodecEncoderOutput
 
 SAFETY_FRAMES = 2
 
@@ -141,8 +142,6 @@ def _chunk_frames(model, chunk_seconds: float) -> int:
 @torch.no_grad()
 def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_seconds: float = 5.0):
     """``model.encode`` of a signal of any length in bounded memory; same output."""
-    from .modeling_music_codec import MusicCodecEncoderOutput
-
     mode = _mode(model, "encoder")
     if mode == "chunked":
         return model.encode(input_values, padding_mask=padding_mask, bandwidth=bandwidth, return_dict=True)
@@ -185,8 +184,6 @@ def encode_long(model, input_values, padding_mask=None, bandwidth=None, chunk_se
 def decode_long(model, audio_codes=None, audio_scales=None, padding_mask=None, last_frame_pad_length=None,
                 latents=None, chunk_seconds: float = 5.0):
     """``model.decode`` of codes of any length in bounded memory; same output (to float rounding)."""
-    from .modeling_music_codec import MusicCodecDecoderOutput
-
     mode = _mode(model, "decoder")
     if mode == "chunked":
         return model.decode(audio_codes, audio_scales, padding_mask=padding_mask, return_dict=True,
@@ -234,3 +231,25 @@ def decode_long(model, audio_codes=None, audio_scales=None, padding_mask=None, l
     if padding_mask is not None and padding_mask.shape[-1] < audio.shape[-1]:
         audio = audio[..., : padding_mask.shape[-1]]
     return MusicCodecDecoderOutput(audio)
+
+
+class LongAudioMixin:
+    """``encode_long`` / ``decode_long`` for ``MusicCodecModel``: files of any length in bounded memory."""
+
+    def encode_long(self, input_values: torch.Tensor, bandwidth: float | None = None, *,
+                    padding_mask: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecEncoderOutput:
+        """``encode`` for signals of any length, in memory bounded by ``chunk_seconds`` of activations.
+
+        Same output as ``encode`` (identical codes): DAC-like codecs encode windows of
+        ``chunk_seconds`` extended by their receptive field and keep the centre frames; causal
+        SEANet codecs stream; EnCodec 48 kHz already encodes 1 s chunks.
+        """
+        return encode_long(self, input_values, padding_mask, bandwidth, chunk_seconds)
+
+    def decode_long(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None, *,
+                    padding_mask: torch.Tensor | None = None, last_frame_pad_length: int | None = None,
+                    latents: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecDecoderOutput:
+        """``decode`` for codes of any length: only the output is held in full. Same output as
+        ``decode`` to float rounding."""
+        return decode_long(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents,
+                           chunk_seconds)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
 
 from .configuration_music_codec import MusicCodecConfig
+from .long_audio import LongAudioMixin
+from .outputs import MusicCodecDecoderOutput, MusicCodecEncoderOutput, MusicCodecOutput, MusicCodecStreamOutput
 from .modules.dac_blocks import DacDecoder, DacEncoder, Snake1d
 from .modules.convnext import ConvNeXtBlock
 from .modules.istft_decoder import ISTFTDecoder
@@ -28,64 +28,6 @@ from .streaming import CodecStream, LayerStream, streaming_unsupported_reason
 # Streaming chunks of at most this many frames run on one thread: their ops are too small to
 # split, and a second thread's synchronisation costs more than it saves (much more on a busy CPU).
 _SMALL_CHUNK_FRAMES = 16
-
-
-@dataclass
-class MusicCodecEncoderOutput(ModelOutput):
-    """
-    audio_codes: (chunks, batch, num_quantizers, frames) codes; ``None`` for a plain autoencoder.
-    audio_scales: per chunk, a (batch, 1) scale or ``None`` (only configs with ``normalize``).
-    last_frame_pad_length: frames of padding added to the last chunk's codes.
-    latents: (chunks, batch, hidden_size, frames) continuous latents of a plain autoencoder.
-    """
-
-    audio_codes: torch.LongTensor | None = None
-    audio_scales: list | None = None
-    last_frame_pad_length: int | None = None
-    latents: torch.Tensor | None = None
-
-
-@dataclass
-class MusicCodecDecoderOutput(ModelOutput):
-    """audio_values: (batch, audio_channels, samples)."""
-
-    audio_values: torch.Tensor | None = None
-
-
-@dataclass
-class MusicCodecStreamOutput(ModelOutput):
-    """What ``MusicCodecModel.flush()`` returns at the end of a stream.
-
-    audio_codes: (1, batch, num_quantizers, frames) codes of the last frames (the partial frame
-        padded as offline), or ``None`` if nothing was encoded in the stream.
-    audio_values: (batch, audio_channels, samples) the rest of the decoded audio, or ``None`` if
-        nothing was decoded in the stream.
-    latents: (1, batch, hidden_size, frames) for a plain autoencoder instead of codes.
-    """
-
-    audio_codes: torch.LongTensor | None = None
-    audio_values: torch.Tensor | None = None
-    latents: torch.Tensor | None = None
-
-
-@dataclass
-class MusicCodecOutput(ModelOutput):
-    """
-    audio_values: (batch, audio_channels, samples) reconstruction, trimmed to the input length.
-    audio_codes: (batch, num_quantizers, frames) codes used.
-    vq_loss: ``commitment_weight * commitment_loss + codebook_weight * codebook_loss``.
-    latents / quantized_latents: (batch, hidden_size, frames) before and after quantization.
-    num_quantizers: (batch,) codebooks used per item (varies under quantizer dropout).
-    """
-
-    audio_values: torch.Tensor | None = None
-    audio_codes: torch.LongTensor | None = None
-    vq_loss: torch.Tensor | None = None
-    commitment_loss: torch.Tensor | None = None
-    codebook_loss: torch.Tensor | None = None
-    latents: torch.Tensor | None = None
-    quantized_latents: torch.Tensor | None = None
-    num_quantizers: torch.Tensor | None = None
 
 
 class MusicCodecPreTrainedModel(PreTrainedModel):
@@ -140,7 +82,7 @@ def build_quantizer(config: MusicCodecConfig) -> ResidualVectorQuantizer | None:
     return ResidualVectorQuantizer(layers, config.quantizer_dropout)
 
 
-class MusicCodecModel(MusicCodecPreTrainedModel):
+class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
     """A waveform codec: ``encode`` to codes, ``decode`` back to audio, ``forward`` to train.
 
     Loads its own checkpoints and, through ``from_pretrained``, transformers' EnCodec and DAC
@@ -335,29 +277,6 @@ class MusicCodecModel(MusicCodecPreTrainedModel):
         if padding_mask is not None and padding_mask.shape[-1] < audio.shape[-1]:
             audio = audio[..., : padding_mask.shape[-1]]
         return MusicCodecDecoderOutput(audio)
-
-    # ------------------------------------------------------------------ files of any length
-    def encode_long(self, input_values: torch.Tensor, bandwidth: float | None = None, *,
-                    padding_mask: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecEncoderOutput:
-        """``encode`` for signals of any length, in memory bounded by ``chunk_seconds`` of activations.
-
-        Same output as ``encode`` (identical codes): DAC-like codecs encode windows of
-        ``chunk_seconds`` extended by their receptive field and keep the centre frames; causal
-        SEANet codecs stream; EnCodec 48 kHz already encodes 1 s chunks. See ``long_audio.py``.
-        """
-        from .long_audio import encode_long
-
-        return encode_long(self, input_values, padding_mask, bandwidth, chunk_seconds)
-
-    def decode_long(self, audio_codes: torch.Tensor | None = None, audio_scales: list | None = None, *,
-                    padding_mask: torch.Tensor | None = None, last_frame_pad_length: int | None = None,
-                    latents: torch.Tensor | None = None, chunk_seconds: float = 5.0) -> MusicCodecDecoderOutput:
-        """``decode`` for codes of any length: only the output is held in full. Same output as
-        ``decode`` to float rounding."""
-        from .long_audio import decode_long
-
-        return decode_long(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents,
-                           chunk_seconds)
 
     # ------------------------------------------------------------------ streaming
     @contextlib.contextmanager
