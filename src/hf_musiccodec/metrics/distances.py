@@ -7,7 +7,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from hf_musiccodec.training.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
+from hf_musiccodec.metrics.spectral_losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -47,7 +47,7 @@ def _finish(values: list[float], reduction: str):
 def mel_distance(ref: ArrayLike, est: ArrayLike, sr: int, reduction: str = "mean", **mel_kwargs):
     """DAC's multi-scale mel distance (log10-mel L1 summed over 7 scales, 32-2048 windows).
 
-    ``mel_kwargs`` go to :class:`~hf_musiccodec.training.losses.MultiScaleMelLoss`
+    ``mel_kwargs`` go to :class:`~hf_musiccodec.metrics.spectral_losses.MultiScaleMelLoss`
     (``window_lengths``, ``n_mels``, ``clamp_eps``, ...). Computed per batch item.
     """
     r, e = _pair(ref, est)
@@ -59,7 +59,7 @@ def mel_distance(ref: ArrayLike, est: ArrayLike, sr: int, reduction: str = "mean
 def stft_distance(ref: ArrayLike, est: ArrayLike, reduction: str = "mean", **stft_kwargs):
     """Multi-resolution STFT distance (spectral convergence + log magnitude, averaged over
     FFT sizes 512/1024/2048). ``stft_kwargs`` go to
-    :class:`~hf_musiccodec.training.losses.MultiResolutionSTFTLoss`. Computed per batch item.
+    :class:`~hf_musiccodec.metrics.spectral_losses.MultiResolutionSTFTLoss`. Computed per batch item.
     """
     r, e = _pair(ref, est)
     loss = MultiResolutionSTFTLoss(**stft_kwargs)
