@@ -15,16 +15,19 @@ _STEP = re.compile(r"^step_(\d+)$")
 
 
 class TrainState:
-    """The loop's own counters, saved with Accelerate's state via ``register_for_checkpointing``."""
+    """The loop's own counters, saved with Accelerate's state via ``register_for_checkpointing``:
+    optimizer steps, and micro-batches drawn by each process (where the data resumes)."""
 
     def __init__(self):
         self.step = 0
+        self.batches = 0
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
+        self.batches = int(state.get("batches", self.step))  # older checkpoints: one batch per step
 
 
 class CheckpointManager:

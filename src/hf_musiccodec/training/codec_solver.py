@@ -1,5 +1,5 @@
-"""The codec solver: one Accelerate loop that trains any preset from scratch or fine-tunes
-loaded weights, with a GAN (discriminator + adversarial and feature-matching losses), the
+"""The codec solver (on the shared loop of :mod:`.base_solver`): trains any preset from scratch
+or fine-tunes loaded weights, with a GAN (discriminator + adversarial and feature-matching losses), the
 multi-scale mel loss and the quantizer's losses.
 
     accelerate launch -m hf_musiccodec.training.train_codec --config configs/codec.yaml
@@ -7,23 +7,15 @@ multi-scale mel loss and the quantizer's losses.
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import math
-import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..codecs import MusicCodecConfig, MusicCodecModel
 from ..data import AudioCropDataset, crop_dataset_from_manifest, scan_audio_files
 from ..metrics import mel_distance, si_sdr, stft_distance
-from .checkpoints import CheckpointManager, TrainState
+from .base_solver import BaseSolver
 from .codec_config import CodecTrainingConfig
 from .discriminators import build_discriminator
 from .losses import (
@@ -95,64 +87,54 @@ def fixed_validation_batch(dataset: AudioCropDataset, items: int) -> torch.Tenso
     return torch.stack([dataset[i * stride]["input_values"] for i in range(n)])
 
 
-class CodecSolver:
-    def __init__(self, cfg: CodecTrainingConfig):
-        self.cfg = cfg
-        self.output_dir = Path(cfg.output_dir)
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # quantizer dropout skips codebooks
-        self.accelerator = Accelerator(
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
-            log_with=cfg.report_to, project_dir=str(self.output_dir), kwargs_handlers=[ddp],
-            # Accelerate treats a multi-process launch as distributed CPU training only when told to
-            # use the CPU; without it every process would think it is alone.
-            cpu=not torch.cuda.is_available(),
-        )
-        set_seed(cfg.seed, device_specific=True)
-        self.model = build_codec(cfg)
-        mc = self.model.config
+class CodecSolver(BaseSolver):
+    """GAN codec training on :class:`BaseSolver`: the codec (``self.model``), an optional
+    discriminator, the multi-scale mel / waveform / adversarial / feature-matching losses, the
+    quantizer's losses and optionally EnCodec's loss balancer."""
+
+    config_class = CodecTrainingConfig
+    name = "codec"
+    progress_metric = "loss/mel"
+    find_unused_parameters = True  # quantizer dropout skips codebooks
+
+    def build(self) -> None:
+        cfg = self.cfg
+        model = build_codec(cfg)
+        mc = model.config
         warn_if_every_code_looks_dead(cfg, mc)
-        self.discriminator = (build_discriminator(cfg.discriminator, in_channels=mc.audio_channels,
-                                                  channels=cfg.discriminator_channels, **cfg.discriminator_kwargs)
-                              if cfg.discriminator else None)
         self.mel_loss = MultiScaleMelLoss(mc.sampling_rate)
         self.loss_weights = {"mel": cfg.mel_weight, "waveform": cfg.waveform_weight,
                              "adversarial": cfg.adversarial_weight, "feature_matching": cfg.feature_matching_weight}
         self.balancer = LossBalancer(self.loss_weights) if cfg.loss_balancer else None
+        if self.balancer is not None:
+            self.accelerator.register_for_checkpointing(self.balancer)  # its EMA of gradient norms
         self.train_set, self.validation_set = build_datasets(cfg, mc)
         self.validation_audio = fixed_validation_batch(self.validation_set, cfg.validation_items)
-
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), cfg.learning_rate, betas=tuple(cfg.betas))
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_decay)
-        loader = DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                            num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-        prepared = [self.model, self.optimizer, self.scheduler, loader]
-        if self.discriminator is not None:
-            self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), cfg.discriminator_learning_rate,
-                                                 betas=tuple(cfg.betas))
-            self.d_scheduler = torch.optim.lr_scheduler.ExponentialLR(self.d_optimizer, cfg.lr_decay)
-            prepared += [self.discriminator, self.d_optimizer, self.d_scheduler]
-        prepared = self.accelerator.prepare(*prepared)
-        self.model, self.optimizer, self.scheduler, self.loader = prepared[:4]
-        if self.discriminator is not None:
-            self.discriminator, self.d_optimizer, self.d_scheduler = prepared[4:]
-
-        self.state = TrainState()
-        self.accelerator.register_for_checkpointing(self.state)
-        self.checkpoints = CheckpointManager(self.output_dir / "checkpoints", cfg.keep_checkpoints)
+        self.add_model("model", model)
+        self.discriminator = None
+        if cfg.discriminator:
+            discriminator = build_discriminator(cfg.discriminator, in_channels=mc.audio_channels,
+                                                channels=cfg.discriminator_channels, **cfg.discriminator_kwargs)
+            optimizer = torch.optim.AdamW(discriminator.parameters(), cfg.discriminator_learning_rate,
+                                          betas=tuple(cfg.betas))
+            self.add_model("discriminator", discriminator, optimizer, max_grad_norm=cfg.discriminator_max_grad_norm)
 
     # ------------------------------------------------------------------ steps
-    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
-        self.d_optimizer.zero_grad(set_to_none=True)
-        loss = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()),
-                                  kind=self.cfg.adversarial_loss)
-        self.accelerator.backward(loss)
-        if self.accelerator.sync_gradients:
-            self.accelerator.clip_grad_norm_(self.discriminator.parameters(), self.cfg.discriminator_max_grad_norm)
-        self.d_optimizer.step()
-        self.d_scheduler.step()
-        return {"loss/discriminator": loss.detach()}
+    def train_step(self, batch: dict) -> dict:
+        # Both optimizers step at the end of the accumulation (in the base), so the generator's
+        # adversarial losses of every micro-batch see the discriminator as it was at the start of
+        # the step: k micro-batches make exactly the update of one batch k times larger.
+        real = batch["input_values"]
+        out = self.model(real)
+        adversarial = self.discriminator is not None and self.state.step >= self.cfg.adversarial_start_step
+        logs = {}
+        if adversarial:
+            loss = discriminator_loss(self.discriminator(real), self.discriminator(out.audio_values.detach()),
+                                      kind=self.cfg.adversarial_loss)
+            self.backward(loss)
+            logs["loss/discriminator"] = loss
+        logs.update(self._generator_step(real, out, adversarial))
+        return logs
 
     def _generator_step(self, real: torch.Tensor, out, adversarial: bool) -> dict:
         cfg = self.cfg
@@ -161,9 +143,14 @@ class CodecSolver:
         if cfg.waveform_weight:
             losses["waveform"] = (fake - real).abs().mean()
         if adversarial:
+            # The generator's losses must not add gradients to the discriminator's accumulated ones:
+            # its parameters are frozen for these passes, which go around DDP (no reduction to do).
+            critic = self.accelerator.unwrap_model(self.discriminator)
+            critic.requires_grad_(False)
             with torch.no_grad():
-                real_outputs = self.discriminator(real)
-            fake_outputs = self.discriminator(fake)
+                real_outputs = critic(real)
+            fake_outputs = critic(fake)
+            critic.requires_grad_(True)
             losses["adversarial"] = generator_adversarial_loss(fake_outputs, kind=cfg.adversarial_loss)
             losses["feature_matching"] = feature_matching_loss(real_outputs, fake_outputs)
         logs = {f"loss/{name}": value for name, value in losses.items()}
@@ -175,26 +162,8 @@ class CodecSolver:
             total = (fake * grad.detach()).sum() + cfg.vq_weight * out.vq_loss
         else:
             total = sum(self.loss_weights[name] * value for name, value in losses.items()) + cfg.vq_weight * out.vq_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(total)
-        if self.accelerator.sync_gradients:
-            logs["grad_norm/generator"] = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
+        self.backward(total)
         logs["loss/generator"] = total
-        return {k: v.detach() if torch.is_tensor(v) else v for k, v in logs.items()}
-
-    def train_step(self, batch: dict) -> dict:
-        real = batch["input_values"]
-        adversarial = self.discriminator is not None and self.state.step >= self.cfg.adversarial_start_step
-        models = [self.model] + ([self.discriminator] if self.discriminator is not None else [])
-        with self.accelerator.accumulate(*models):
-            self.model.train()
-            out = self.model(real)
-            logs = {}
-            if adversarial:
-                logs.update(self._discriminator_step(real, out.audio_values))
-            logs.update(self._generator_step(real, out, adversarial))
         return logs
 
     # ------------------------------------------------------------------ validation
@@ -217,7 +186,6 @@ class CodecSolver:
             metrics[f"val/{tag}/si_sdr"] = si_sdr(ref, est)
             self._write_samples(samples, tag, est[:2], mc.sampling_rate)
         self._write_samples(samples, "reference", audio[:2].float().cpu(), mc.sampling_rate)
-        model.train()
         return metrics
 
     def _write_samples(self, folder: Path, tag: str, audio: torch.Tensor, sampling_rate: int) -> None:
@@ -230,85 +198,6 @@ class CodecSolver:
             writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
             for i, item in enumerate(audio):
                 writer.add_audio(f"samples/{i}/{tag}", item.mean(0), self.state.step, sample_rate=sampling_rate)
-
-    # ------------------------------------------------------------------ the loop
-    def resume(self) -> None:
-        latest = self.checkpoints.latest()
-        if latest is not None:
-            self.accelerator.load_state(str(latest))
-            self.accelerator.print(f"resumed from {latest} at step {self.state.step}")
-
-    def batches(self):
-        """Endless batches, positioned where a resumed run stopped."""
-        per_epoch = len(self.loader)
-        if per_epoch == 0:
-            raise ValueError(f"batch_size {self.cfg.batch_size} is larger than the {len(self.train_set)} training items")
-        epoch, skip = divmod(self.state.step, per_epoch)
-        for epoch in itertools.count(epoch):
-            self.train_set.set_epoch(epoch)
-            self.loader.set_epoch(epoch) if hasattr(self.loader, "set_epoch") else None
-            loader = self.accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
-            skip = 0
-            yield from loader
-
-    def fit(self) -> Path:
-        cfg, acc = self.cfg, self.accelerator
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if acc.is_main_process:
-            (self.output_dir / "training_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        if cfg.report_to:
-            acc.init_trackers("codec", config={k: v for k, v in cfg.to_dict().items()
-                                               if isinstance(v, (int, float, str, bool))})
-        self.resume()
-        progress = tqdm(total=cfg.max_steps, initial=self.state.step, disable=not acc.is_local_main_process,
-                        desc="codec", dynamic_ncols=True)
-        started, logs = time.time(), {}
-        for batch in self.batches():
-            if self.state.step >= cfg.max_steps:
-                break
-            logs = self.train_step(batch)
-            if not acc.sync_gradients:
-                continue
-            self.state.step += 1
-            progress.update(1)
-            step = self.state.step
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                scalars = {k: float(acc.reduce(v, "mean")) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
-                scalars["lr"] = self.scheduler.get_last_lr()[0]
-                scalars["steps_per_second"] = step / max(time.time() - started, 1e-9)
-                acc.log(scalars, step=step)
-                progress.set_postfix(mel=f"{scalars['loss/mel']:.3f}")
-                acc.print(json.dumps({"step": step, **{k: round(v, 5) for k, v in scalars.items()}}))
-            if step % cfg.validate_every == 0 or step == cfg.max_steps:
-                if acc.is_main_process:
-                    metrics = self.validate()
-                    acc.log(metrics, step=step)
-                    acc.print(json.dumps({"step": step, **{k: round(v, 4) for k, v in metrics.items()}}))
-                acc.wait_for_everyone()
-            if step % cfg.save_every == 0 or step == cfg.max_steps:
-                self.checkpoints.save(acc, step)
-                self.export(self.output_dir / "model")
-        progress.close()
-        acc.end_training()
-        return self.output_dir / "model"
-
-    def export(self, folder: Path) -> None:
-        """The generator alone, loadable with ``MusicCodecModel.from_pretrained`` (written atomically)."""
-        import os
-        import shutil
-
-        if not self.accelerator.is_main_process:
-            return
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.accelerator.unwrap_model(self.model).save_pretrained(tmp)
-        (tmp / "training_state.json").write_text(json.dumps({"step": self.state.step}))
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def train(cfg: CodecTrainingConfig) -> Path:

@@ -438,8 +438,8 @@ _PRESETS: dict[str, tuple[list[str], bool]] = {
 }
 
 
-def _accepted_kwargs(cls: type, kwargs: dict) -> dict:
-    """Keep the kwargs the constructor (or the sub-discriminator it forwards to) accepts."""
+def _options(cls: type) -> set[str]:
+    """Keyword names the constructor (or the sub-discriminator it forwards to) accepts."""
     sub = {
         MultiPeriodDiscriminator: PeriodDiscriminator,
         MultiScaleSTFTDiscriminator: STFTDiscriminator,
@@ -448,12 +448,35 @@ def _accepted_kwargs(cls: type, kwargs: dict) -> dict:
     names = set(inspect.signature(cls.__init__).parameters)
     if sub is not None:
         names |= set(inspect.signature(sub.__init__).parameters)
-    names -= {"self", "kwargs"}
+    return names - {"self", "kwargs"}
+
+
+def _accepted_kwargs(cls: type, kwargs: dict) -> dict:
+    """Keep the kwargs the constructor (or the sub-discriminator it forwards to) accepts."""
+    names = _options(cls)
     return {k: v for k, v in kwargs.items() if k in names}
 
 
 def _key(name: str) -> str:
     return name.lower().replace("-", "_").replace(" ", "_")
+
+
+def discriminator_options(name_or_list) -> set[str]:
+    """The shared keyword options that some discriminator of ``build_discriminator(name_or_list)``
+    accepts. ``build_discriminator`` hands each constructor only its own options, so a config checks
+    its keys against this set: a misspelled option would otherwise vanish silently."""
+    if isinstance(name_or_list, nn.Module):
+        return set()
+    if isinstance(name_or_list, str):
+        key = _key(name_or_list)
+        if key in _PRESETS:
+            return set().union(*(discriminator_options(n) for n in _PRESETS[key][0]), {"normalize_input"})
+        if key not in _REGISTRY:
+            raise ValueError(f"unknown discriminator {name_or_list!r}; known: {sorted(set(_REGISTRY) | set(_PRESETS))}")
+        return _options(_REGISTRY[key]) | {"normalize_input"}
+    names = [item["name"] if isinstance(item, dict) else item[0] if isinstance(item, tuple) else item
+             for item in name_or_list]
+    return set().union({"normalize_input"}, *(discriminator_options(n) for n in names))
 
 
 def build_discriminator(

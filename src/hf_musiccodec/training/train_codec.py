@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-
-from .codec_config import CodecTrainingConfig
+from .base_solver import command_line
+from .codec_solver import CodecSolver
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="train_codec", description=__doc__)
-    parser.add_argument("--config", help="YAML or JSON file of CodecTrainingConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from .codec_solver import train
-
-    cfg = CodecTrainingConfig.load(args.config, args.set)
-    print(f"model saved to {train(cfg)}")
+    command_line(CodecSolver, argv, prog="train_codec", description=__doc__)
 
 
 if __name__ == "__main__":
