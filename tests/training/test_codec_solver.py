@@ -1,7 +1,9 @@
-"""Toy-size integration tests of the codec training loop: one process, resume after kill -9, two processes."""
+"""Toy-size integration tests of the codec training loop: one process, exact accumulation and resume, resume
+after kill -9, two processes."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import yaml
 
 from hf_musiccodec import MusicCodecModel
 from hf_musiccodec.training.codec_config import CodecTrainingConfig
-from hf_musiccodec.training.codec_solver import train
+from hf_musiccodec.training.codec_solver import CodecSolver, train
 
 TOY = dict(
     preset="soundstream_24khz",
@@ -121,16 +123,112 @@ def test_resume_after_kill_9(tmp_path, music_folder):
     assert state["step"] == done + 3
 
 
-def test_two_processes(tmp_path, music_folder):
+# Each rank records its quantizer-dropout draws and a hash of its weights after training.
+RANK_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+from hf_musiccodec.training.codec_config import CodecTrainingConfig
+from hf_musiccodec.training.codec_solver import CodecSolver
+
+solver = CodecSolver(CodecTrainingConfig.load(sys.argv[1]))
+model = solver.accelerator.unwrap_model(solver.model)
+draws = []
+model.quantizer.register_forward_hook(
+    lambda module, args, out: draws.append(out.num_quantizers.tolist()) if module.training else None)
+solver.fit()
+weights = hashlib.sha256(b"".join(v.cpu().numpy().tobytes() for v in model.state_dict().values())).hexdigest()
+acc = solver.accelerator
+Path(sys.argv[2], f"rank{acc.process_index}.json").write_text(
+    json.dumps({"world": acc.num_processes, "draws": draws, "weights": weights}))
+"""
+
+
+def test_two_processes_draw_alike_and_hold_identical_weights(tmp_path, music_folder):
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(_config(tmp_path, music_folder, max_steps=3, validate_every=3)))
+    config.write_text(yaml.safe_dump(_config(tmp_path, music_folder, max_steps=3, gradient_accumulation_steps=2,
+                                             validate_every=3)))
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "hf_musiccodec.training.train_codec", "--config", str(config)]
+               str(script), str(config), str(tmp_path)]
     with open(tmp_path / "ddp.log", "w") as log:
         code = _launch(command, log).wait(timeout=300)
-    text = (tmp_path / "ddp.log").read_text()
-    assert code == 0, text[-3000:]
-    assert "Distributed environment: MULTI_CPU" in text or "num_processes" in text or code == 0
+    assert code == 0, (tmp_path / "ddp.log").read_text()[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert len(ranks[0]["draws"]) == 6  # 3 steps x 2 micro-batches
+    assert ranks[0]["draws"] == ranks[1]["draws"]  # quantizer dropout alike on both ranks
+    assert ranks[0]["weights"] == ranks[1]["weights"]
     model = MusicCodecModel.from_pretrained(tmp_path / "run" / "model")
     assert model.quantizer.layers[0].codebook.inited.item() == 1.0
+
+
+def _trained(cfg: CodecTrainingConfig) -> dict:
+    solver = CodecSolver(cfg)
+    unwrap = solver.accelerator.unwrap_model
+    initial = {k: v.clone() for k, v in unwrap(solver.model).state_dict().items()}
+    solver.fit()
+    return {"initial": initial, "model": unwrap(solver.model).state_dict(),
+            "discriminator": unwrap(solver.discriminator).state_dict(),
+            "balancer": solver.balancer.state_dict() if solver.balancer else None}
+
+
+DAC_TOY = dict(preset="dac_16khz", model_overrides=dict(num_filters=2, hidden_size=16, decoder_hidden_size=32,
+                                                        codebook_size=16, num_quantizers=3, sampling_rate=8000,
+                                                        quantizer_dropout=0.0, target_bandwidths=None))
+
+
+def test_accumulated_micro_batches_make_the_update_of_one_large_batch(tmp_path, music_folder):
+    # Deterministic model (factorized codebooks learn by gradient, no dropout), with a discriminator.
+    common = dict(DAC_TOY, max_steps=1, adversarial_start_step=0, validate_every=100)
+    large = _trained(CodecTrainingConfig(**_config(tmp_path, music_folder, **common, batch_size=4,
+                                                   output_dir=str(tmp_path / "large"))))
+    micro = _trained(CodecTrainingConfig(**_config(tmp_path, music_folder, **common, batch_size=2,
+                                                   gradient_accumulation_steps=2, output_dir=str(tmp_path / "micro"))))
+    for part in ("model", "discriminator"):
+        for name, value in large[part].items():
+            torch.testing.assert_close(micro[part][name], value, rtol=0, atol=1e-5,
+                                       msg=lambda m, key=f"{part}.{name}": f"{key}: {m}")
+    assert any(not torch.equal(large["initial"][k], v) for k, v in large["model"].items())  # it did train
+
+
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, music_folder):
+    # Quantizer dropout and dead-code restarts draw random numbers, the balancer keeps an EMA, the
+    # discriminator starts late, 2 micro-batches per step and 3 batches per epoch: the resume lands
+    # mid-epoch and must restore all of it.
+    common = dict(gradient_accumulation_steps=2, loss_balancer=True, waveform_weight=1.0, adversarial_start_step=1,
+                  save_every=2, keep_checkpoints=5, validate_every=100)
+    whole = _trained(CodecTrainingConfig(**_config(tmp_path, music_folder, **common, max_steps=6,
+                                                   output_dir=str(tmp_path / "whole"))))
+    cut = dict(_config(tmp_path, music_folder, **common, output_dir=str(tmp_path / "cut")))
+    _trained(CodecTrainingConfig(**{**cut, "max_steps": 3}))
+    shutil.rmtree(tmp_path / "cut" / "checkpoints" / "step_3")  # killed after the checkpoint of step 2
+    resumed = _trained(CodecTrainingConfig(**{**cut, "max_steps": 6}))
+    assert resumed["balancer"] == whole["balancer"]
+    for part in ("model", "discriminator"):
+        for name, value in whole[part].items():
+            assert torch.equal(resumed[part][name], value), f"{part}.{name}"
+
+
+def test_generator_losses_leave_the_discriminator_gradients_alone(tmp_path, music_folder):
+    # Otherwise they would add to the discriminator's accumulated gradients.
+    solver = CodecSolver(CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=1, adversarial_start_step=0)))
+    real = next(solver.batches())["input_values"]
+    solver._generator_step(real, solver.model(real), adversarial=True)
+    assert all(p.grad is None for p in solver.discriminator.parameters())
+    assert all(p.requires_grad for p in solver.discriminator.parameters())
+    assert any(p.grad is not None for p in solver.model.parameters())
+
+
+def test_misspelled_model_and_discriminator_options_are_errors(tmp_path, music_folder):
+    with pytest.raises(ValueError, match=r"unknown model_overrides: 'num_filter' \(did you mean 'num_filters'"):
+        CodecTrainingConfig(**_config(tmp_path, music_folder, model_overrides={"num_filter": 4})).validate()
+    with pytest.raises(ValueError, match=r"unknown discriminator_kwargs for 'msstftd': 'n_fft_sizes' \(did you mean"):
+        CodecTrainingConfig(**_config(tmp_path, music_folder, discriminator_kwargs={"n_fft_sizes": [64]})).validate()
+    dac = CodecTrainingConfig(**_config(tmp_path, music_folder, discriminator="dac",
+                                        discriminator_kwargs={"periods": [2], "window_lengths": [64]}))
+    dac.validate()  # options of either of the preset's discriminators are fine
+    with pytest.raises(ValueError, match="did you mean 'periods'"):
+        CodecSolver(CodecTrainingConfig(**_config(tmp_path, music_folder, discriminator="mpd",
+                                                  discriminator_kwargs={"period": [2]})))

@@ -439,15 +439,16 @@ _PRESETS: dict[str, tuple[list[str], bool]] = {
 
 
 def _options(cls: type) -> set[str]:
-    """Keyword names the constructor (or the sub-discriminator it forwards to) accepts."""
-    sub = {
-        MultiPeriodDiscriminator: PeriodDiscriminator,
-        MultiScaleSTFTDiscriminator: STFTDiscriminator,
-        MultiBandMultiScaleSTFTDiscriminator: BandSTFTDiscriminator,
-    }.get(cls)
+    """Keyword names the constructor (or the sub-discriminator it forwards to, less the arguments
+    it sets itself) accepts."""
+    sub, set_by_cls = {
+        MultiPeriodDiscriminator: (PeriodDiscriminator, {"period"}),
+        MultiScaleSTFTDiscriminator: (STFTDiscriminator, {"n_fft", "hop_length", "win_length", "filters"}),
+        MultiBandMultiScaleSTFTDiscriminator: (BandSTFTDiscriminator, {"window_length"}),
+    }.get(cls, (None, set()))
     names = set(inspect.signature(cls.__init__).parameters)
     if sub is not None:
-        names |= set(inspect.signature(sub.__init__).parameters)
+        names |= set(inspect.signature(sub.__init__).parameters) - set_by_cls
     return names - {"self", "kwargs"}
 
 
