@@ -1,7 +1,11 @@
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import hf_musiccodec.metrics
 from hf_musiccodec.metrics import mel_distance, si_sdr, stft_distance
 
 SR = 16_000
@@ -86,3 +90,16 @@ def test_visqol_identical_best_and_monotonic():
     scores = [visqol(x, x, SR)] + [visqol(x, _noisy(x, n), SR) for n in (0.003, 0.03, 0.1)]
     assert 4.5 < scores[0] <= 5.0
     assert all(a > b for a, b in zip(scores, scores[1:])), scores
+
+
+def test_metrics_import_nothing_from_training():
+    # The dependency runs training -> metrics only (the spectral losses live in metrics).
+    for path in Path(hf_musiccodec.metrics.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any("training" in name for name in names), f"{path.name} imports {names}"
