@@ -7,7 +7,8 @@ one model family subclasses it and fills in three hooks: :meth:`~BaseSolver.buil
 optimizers, datasets), :meth:`~BaseSolver.train_step` (losses of one micro-batch) and, if it
 validates, :meth:`~BaseSolver.validate`. Its options subclass :class:`BaseTrainingConfig`.
 
-A complete solver (the test suite trains, resumes and exports this one)::
+A complete solver (``TinyRegressor`` is any ``PreTrainedModel``; the test suite trains, resumes
+and exports this one)::
 
     @dataclass
     class RegressionConfig(BaseTrainingConfig):

@@ -123,7 +123,8 @@ class CodecSolver(BaseSolver):
     def train_step(self, batch: dict) -> dict:
         # Both optimizers step at the end of the accumulation (in the base), so the generator's
         # adversarial losses of every micro-batch see the discriminator as it was at the start of
-        # the step: k micro-batches make exactly the update of one batch k times larger.
+        # the step (not after its update, as in DAC's loop): k micro-batches then make exactly the
+        # update of one batch k times larger.
         real = batch["input_values"]
         out = self.model(real)
         adversarial = self.discriminator is not None and self.state.step >= self.cfg.adversarial_start_step
@@ -133,10 +134,10 @@ class CodecSolver(BaseSolver):
                                       kind=self.cfg.adversarial_loss)
             self.backward(loss)
             logs["loss/discriminator"] = loss
-        logs.update(self._generator_step(real, out, adversarial))
+        logs.update(self._generator_losses(real, out, adversarial))
         return logs
 
-    def _generator_step(self, real: torch.Tensor, out, adversarial: bool) -> dict:
+    def _generator_losses(self, real: torch.Tensor, out, adversarial: bool) -> dict:
         cfg = self.cfg
         fake = out.audio_values
         losses = {"mel": self.mel_loss(fake, real)}  # every loss here is a function of the output audio
