@@ -240,8 +240,9 @@ class BaseSolver:
     # ------------------------------------------------------------------ internals
     def _prepare(self) -> None:
         cfg = self.cfg
-        loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=EpochSampler(len(self.train_set), cfg.seed),
-                            drop_last=True, num_workers=cfg.num_workers)
+        sampler = EpochSampler(len(self.train_set), cfg.seed)
+        loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                            num_workers=cfg.num_workers)
         objects = [loader] + [o for t in self._trained for o in (t.model, t.optimizer, t.scheduler)]
         prepared = self.accelerator.prepare(*objects)
         self.loader = prepared[0]
@@ -259,8 +260,8 @@ class BaseSolver:
         gets its own data from the sampler. They are also what an uninterrupted run drew, so a
         resumed run continues exactly, and the caller's RNG state is restored afterwards.
         """
-        devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        device = self.accelerator.device
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type):
             torch.manual_seed(int(np.random.SeedSequence([self.cfg.seed, self.state.batches]).generate_state(1)[0]))
             yield
 

@@ -58,8 +58,8 @@ class CodecTrainingConfig(BaseTrainingConfig):
             raise ValueError("set preset (train from scratch) or init_from (fine-tune)")
         from ..codecs import MusicCodecConfig
 
-        check_known("model_overrides", self.model_overrides,
-                    set(MusicCodecConfig().to_dict()) | set(inspect.signature(MusicCodecConfig).parameters) - {"kwargs"})
+        codec_fields = set(MusicCodecConfig().to_dict()) | set(inspect.signature(MusicCodecConfig).parameters)
+        check_known("model_overrides", self.model_overrides, codec_fields - {"kwargs"})
         if self.discriminator:
             from .discriminators import discriminator_options
 
