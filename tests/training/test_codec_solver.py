@@ -125,6 +125,7 @@ def test_resume_after_kill_9(tmp_path, music_folder):
 # Each rank records its quantizer-dropout draws and a hash of its weights after training.
 RANK_SCRIPT = """
 import hashlib, json, sys
+from pathlib import Path
 from hf_musiccodec.training.codec_config import CodecTrainingConfig
 from hf_musiccodec.training.codec_solver import CodecSolver
 
