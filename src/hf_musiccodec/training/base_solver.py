@@ -62,8 +62,6 @@ from tqdm.auto import tqdm
 
 from .checkpoints import CheckpointManager, TrainState
 
-logger = logging.getLogger(__name__)
-
 
 def check_known(what: str, given: Iterable[str], known: Iterable[str]) -> None:
     """A misspelled option is an error, not silently dropped: one line naming it and its close matches."""
@@ -192,7 +190,7 @@ class BaseSolver:
             # use the CPU; without it every process would think it is alone.
             cpu=not torch.cuda.is_available(),
         )
-        set_seed(cfg.seed)  # the same initial weights on every process
+        set_seed(cfg.seed)  # the same initial weights on every process and in every run of this config
         self.state = TrainState()
         self.accelerator.register_for_checkpointing(self.state)
         self.train_set = None
