@@ -74,9 +74,9 @@ def estimate_key(audio, sr: int, profiles: str = "krumhansl") -> str:
     if profiles not in KEY_PROFILES:
         raise ValueError(f"profiles must be one of {sorted(KEY_PROFILES)}, got {profiles!r}")
     y = mono(audio, sr, min_sr=8000, min_seconds=0.5)
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr).mean(axis=1)
-    if not chroma.any():
+    if not y.any():
         raise ValueError("audio is silent: no key")
+    chroma = librosa.feature.chroma_cqt(y=y, sr=sr).mean(axis=1)
     candidates = [
         (np.corrcoef(chroma, np.roll(profile, tonic))[0, 1], f"{PITCH_CLASSES[tonic]} {mode}")
         for mode, profile in zip(("major", "minor"), KEY_PROFILES[profiles])
