@@ -125,11 +125,9 @@ class TextEncoder(torch.nn.Module):
         self._check_prompts(prompts, allow_empty)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        empty = torch.tensor([not p.strip() for p in prompts])
         tokens = self.tokenizer(
             prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
-        tokens["attention_mask"][empty.to(self.device)] = 0
         chunk = batch_size or len(prompts)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             states = torch.cat(
@@ -138,7 +136,9 @@ class TextEncoder(torch.nn.Module):
                     for i in range(0, len(prompts), chunk)
                 ]
             )
-        mask = tokens["attention_mask"]
+        # Null prompts are masked only after the BERT: an all-masked row can turn attention into NaN.
+        empty = torch.tensor([not p.strip() for p in prompts], device=self.device)
+        mask = tokens["attention_mask"].masked_fill(empty[:, None], 0)
         states = states * mask[..., None].to(states.dtype)  # zero padding and null prompts
         return TextEncoderOutput(states, mask, _mean_pool_normalize(states, mask))
 
@@ -155,7 +155,7 @@ class TextEncoder(torch.nn.Module):
         if long:
             warnings.warn(
                 f"prompts {long} exceed {self.max_length} tokens (longest {max(lengths)}) and are truncated",
-                stacklevel=3,
+                stacklevel=2,
             )
 
 
