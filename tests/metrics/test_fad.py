@@ -140,7 +140,7 @@ class TinyClapProcessor:
 
 
 def test_clap_adapter_with_a_small_model():
-    emb = ClapAudioEmbedding(TinyClap(), TinyClapProcessor())
+    emb = ClapAudioEmbedding(TinyClap().eval(), TinyClapProcessor())
     clip = _clips(1, 0.01, 0)[0]
     vec = emb(clip, SR)  # resampled 16 kHz -> 8 kHz inside
     assert emb.name == "clap" and vec.shape == (16,)
@@ -155,6 +155,8 @@ def test_clap_adapter_with_a_small_model():
 def test_clap_adapter_rejects_non_clap_models():
     with pytest.raises(ValueError, match="get_audio_features"):
         ClapAudioEmbedding(torch.nn.Linear(2, 2), TinyClapProcessor())
+    with pytest.warns(UserWarning, match="training mode"):
+        ClapAudioEmbedding(TinyClap().train(), TinyClapProcessor())
 
 
 def test_embed_audio_checks_the_embedding_output():

@@ -13,6 +13,7 @@ are not comparable).
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
@@ -81,6 +82,8 @@ class ClapAudioEmbedding:
     def __init__(self, model, processor, sampling_rate: Optional[int] = None):
         if not hasattr(model, "get_audio_features"):
             raise ValueError(f"{type(model).__name__} has no get_audio_features: not a CLAP-style model")
+        if getattr(model, "training", False):
+            warnings.warn("CLAP model is in training mode: its dropout makes embeddings random; call .eval()")
         self.model = model
         self.feature_extractor = getattr(processor, "feature_extractor", processor)
         self.sampling_rate = sampling_rate or getattr(self.feature_extractor, "sampling_rate", None)
