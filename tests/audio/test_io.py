@@ -230,11 +230,13 @@ def test_failed_save_does_not_clobber(tmp_path, monkeypatch):
     with pytest.raises(AudioError):
         save_audio(target, np.array([np.nan], np.float32), SR)
 
-    def write_half_then_fail(file, *args, **kwargs):
-        file.write(b"RIFF partial")
+    real_write = sf.SoundFile.write
+
+    def write_half_then_fail(self, data):
+        real_write(self, data[: len(data) // 2])
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sf, "write", write_half_then_fail)
+    monkeypatch.setattr(sf.SoundFile, "write", write_half_then_fail)
     with pytest.raises(AudioError, match="could not write.*disk full"):
         save_audio(target, sine(), SR)
     assert target.read_bytes() == before

@@ -11,7 +11,7 @@ import math
 import os
 import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Union
 
@@ -284,6 +284,68 @@ def file_levels(path: PathLike, blocksize: int = 1 << 17) -> dict:
     }
 
 
+BLOCK_FRAMES = 1 << 17  # frames per block of the streaming reader (about 3 s at 44.1 kHz)
+
+
+def read_audio_blocks(
+    path: PathLike,
+    sampling_rate: int | None = None,
+    channels: int | None = None,
+    *,
+    blocksize: int = BLOCK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """Read an audio file as consecutive float32 ``(channels, n)`` blocks, in bounded memory.
+
+    The same audio as :func:`load_audio` with the same arguments, block by block: channels are
+    matched per block and the rate converted with a streaming soxr resampler (bit-identical to
+    one-shot ``soxr.resample``). The file is opened and the channel conversion checked now, so a
+    missing or unreadable file fails here; decoding errors (corrupt or truncated data, NaN, an
+    empty file) are raised as :class:`AudioError` while iterating, the truncation check after the
+    last block.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    if channels is not None:
+        try:
+            match_channels(np.zeros((info.channels, 0), dtype=np.float32), channels)
+        except AudioError as e:
+            raise AudioError(f"{path}: {e}") from e
+    if sampling_rate is not None and sampling_rate <= 0:
+        raise AudioError(f"sampling rates must be positive, got {sampling_rate}")
+    return _blocks(path, info, sampling_rate, channels, blocksize)
+
+
+def _blocks(path: Path, info, sampling_rate, channels, blocksize) -> Iterator[np.ndarray]:
+    out_channels = channels or info.channels
+    resampler = None
+    if sampling_rate is not None and sampling_rate != info.samplerate:
+        resampler = soxr.ResampleStream(info.samplerate, sampling_rate, out_channels, dtype="float32", quality="HQ")
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                data = f.read(blocksize, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                if not np.isfinite(data).all():
+                    raise AudioError(f"{path}: NaN or infinite samples")
+                frames += len(data)
+                block = match_channels(data.T, out_channels)
+                if resampler is not None:
+                    block = resampler.resample_chunk(np.ascontiguousarray(block.T)).T
+                yield np.ascontiguousarray(block, dtype=np.float32)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
+    if frames == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if _is_truncated(path, info, frames, info.frames):
+        raise AudioError(f"{path}: truncated file (decoded {frames} of {info.frames} frames)")
+    if resampler is not None:
+        yield np.ascontiguousarray(resampler.resample_chunk(np.zeros((0, out_channels), np.float32), last=True).T)
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise AudioError(f"{path}: file not found")
@@ -344,6 +406,24 @@ def save_audio(
     ``subtype`` falls back to the container's default when it does not fit (e.g. OGG).
     ``protect``: path(s) that must not be overwritten (typically the input file).
     """
+    arr = _to_numpy(audio)
+    if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one
+        arr = arr[0]
+    arr = _as_2d(validate_waveform(arr.astype(np.float32, copy=False), name=f"audio for {path}"))
+    return write_audio_blocks(path, [arr], sampling_rate, subtype, protect=protect)
+
+
+def write_audio_blocks(
+    path: PathLike,
+    blocks: Iterable,
+    sampling_rate: int,
+    subtype: str | None = "PCM_16",
+    *,
+    protect: PathLike | Iterable[PathLike] | None = None,
+) -> Path:
+    """:func:`save_audio` for audio given as consecutive ``(channels, n)`` blocks (numpy or torch),
+    written as they come: memory holds one block. Same atomicity, clipping and formats; the
+    channel count is the first block's."""
     path = Path(path)
     fmt, lossy_subtype = _FORMATS.get(path.suffix.lower(), (None, None))
     if fmt is None:
@@ -351,25 +431,41 @@ def save_audio(
     protected = protected_by(path, protect)
     if protected is not None:
         raise AudioError(f"{path}: refusing to overwrite protected file {protected}")
-    arr = _to_numpy(audio)
-    if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one
-        arr = arr[0]
-    arr = validate_waveform(arr.astype(np.float32, copy=False), name=f"audio for {path}")
-    arr = _as_2d(arr)
-    if arr.shape[0] > 32:
-        raise AudioError(f"{path}: {arr.shape[0]} channels; expected (channels, samples), not (samples, channels)?")
-    clipped = int(np.count_nonzero(np.abs(arr) > 1.0))
-    if clipped:
-        warnings.warn(f"{path}: clipped {clipped} samples outside [-1, 1]", stacklevel=2)
-        arr = np.clip(arr, -1.0, 1.0)
     if subtype is None or not sf.check_format(fmt, subtype):
         subtype = lossy_subtype or sf.default_subtype(fmt)
+    clipped = 0
+
+    def write(f) -> None:
+        nonlocal clipped
+        out = None
+        try:
+            for block in blocks:
+                arr = _as_2d(validate_waveform(_to_numpy(block).astype(np.float32, copy=False),
+                                               name=f"audio for {path}", allow_empty=True))
+                if arr.shape[0] > 32:
+                    raise AudioError(f"{path}: {arr.shape[0]} channels; expected (channels, samples), not (samples, channels)?")
+                if out is None:
+                    out = sf.SoundFile(f, "w", samplerate=sampling_rate, channels=arr.shape[0], subtype=subtype,
+                                       format=fmt)
+                elif arr.shape[0] != out.channels:
+                    raise AudioError(f"{path}: a block of {arr.shape[0]} channels after blocks of {out.channels}")
+                over = int(np.count_nonzero(np.abs(arr) > 1.0))
+                if over:
+                    clipped += over
+                    arr = np.clip(arr, -1.0, 1.0)
+                out.write(arr.T)
+            if out is None:
+                raise AudioError(f"{path}: no audio to write")
+        finally:
+            if out is not None:
+                out.close()
+
     try:
-        atomic_write(path, lambda f: sf.write(f, arr.T, sampling_rate, subtype=subtype, format=fmt))
+        atomic_write(path, write)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         if isinstance(e, AudioError):
             raise
         raise AudioError(f"{path}: could not write audio ({_short(e)})") from e
+    if clipped:
+        warnings.warn(f"{path}: clipped {clipped} samples outside [-1, 1]", stacklevel=2)
     return path
-
-
