@@ -229,15 +229,8 @@ def load_audio(
     declared = info.frames
     start = max(0, int(round(offset * info.samplerate)))
     stop = declared if duration is None else min(declared, start + int(round(duration * info.samplerate)))
-    try:
-        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
-    wanted = max(0, stop - start)
-    if _is_truncated(path, info, len(data), wanted):
-        raise AudioError(f"{path}: truncated file (decoded {len(data)} of {wanted} frames)")
-    audio = np.ascontiguousarray(data.T)
-    validate_waveform(audio, name=str(path))
+    sr = info.samplerate
+    audio = np.concatenate(list(_blocks(path, info, None, None, max(1, stop - start), start, stop)), axis=1)
     if min_duration is not None and audio.shape[-1] / sr < min_duration:
         raise AudioError(f"{path}: too short ({audio.shape[-1] / sr:.3f} s < {min_duration} s)")
     if channels is not None:
@@ -274,8 +267,8 @@ def file_levels(path: PathLike, blocksize: int = 1 << 17) -> dict:
         raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
     if frames == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
-    if _is_truncated(path, info, frames, info.frames):
-        raise AudioError(f"{path}: truncated file (decoded {frames} of {info.frames} frames)")
+    if _is_truncated(path, info, frames, wanted):
+        raise AudioError(f"{path}: truncated file (decoded {frames} of {wanted} frames)")
     mean_power = power / frames
     return {
         "frames": frames,
@@ -315,20 +308,25 @@ def read_audio_blocks(
     return _blocks(path, info, sampling_rate, channels, blocksize)
 
 
-def _blocks(path: Path, info, sampling_rate, channels, blocksize) -> Iterator[np.ndarray]:
+def _blocks(path: Path, info, sampling_rate, channels, blocksize, start: int = 0,
+            stop: int | None = None) -> Iterator[np.ndarray]:
+    """Frames [start, stop) of the file as checked float32 (channels, n) blocks; see read_audio_blocks."""
     out_channels = channels or info.channels
     resampler = None
     if sampling_rate is not None and sampling_rate != info.samplerate:
         resampler = soxr.ResampleStream(info.samplerate, sampling_rate, out_channels, dtype="float32", quality="HQ")
+    wanted = max(0, (info.frames if stop is None else stop) - start)
     frames = 0
     try:
         with sf.SoundFile(str(path)) as f:
-            while True:
-                data = f.read(blocksize, dtype="float32", always_2d=True)
+            if start:
+                f.seek(start)
+            while frames < wanted or stop is None:
+                data = f.read(blocksize if stop is None else min(blocksize, wanted - frames), dtype="float32",
+                              always_2d=True)
                 if not len(data):
                     break
-                if not np.isfinite(data).all():
-                    raise AudioError(f"{path}: NaN or infinite samples")
+                validate_waveform(data.T, name=str(path))
                 frames += len(data)
                 block = match_channels(data.T, out_channels)
                 if resampler is not None:
@@ -340,8 +338,8 @@ def _blocks(path: Path, info, sampling_rate, channels, blocksize) -> Iterator[np
         raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
     if frames == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
-    if _is_truncated(path, info, frames, info.frames):
-        raise AudioError(f"{path}: truncated file (decoded {frames} of {info.frames} frames)")
+    if _is_truncated(path, info, frames, wanted):
+        raise AudioError(f"{path}: truncated file (decoded {frames} of {wanted} frames)")
     if resampler is not None:
         yield np.ascontiguousarray(resampler.resample_chunk(np.zeros((0, out_channels), np.float32), last=True).T)
 
