@@ -425,15 +425,26 @@ def canonical_config_json(config, version: int = FORMAT_VERSION) -> str:
     if version == 1:
         canonical = {n: values[n] for n in _V1_OPTIONS if n in values}
     else:
-        params = inspect.signature(type(config).__init__).parameters
-        canonical = {}
-        for n, p in params.items():
-            if n == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or n in _TRAINING_OPTIONS or n not in values:
-                continue
-            if n in _V1_OPTIONS or _json_value(values[n]) != _json_value(p.default):
-                canonical[n] = values[n]
+        canonical = {n: values[n] for n, default in _constructor_defaults(type(config)).items()
+                     if n in values and n not in _TRAINING_OPTIONS
+                     and (n in _V1_OPTIONS or _json_value(values[n]) != _json_value(default))}
     canonical["model_type"] = values.get("model_type", getattr(config, "model_type", ""))
     return json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _constructor_defaults(cls) -> dict:
+    """``{option: default}`` of the config class's constructor and its parents' below
+    ``PretrainedConfig`` (whose own arguments are bookkeeping), the most derived class first."""
+    from transformers import PretrainedConfig
+
+    defaults = {}
+    for klass in cls.__mro__:
+        if klass is PretrainedConfig or not issubclass(klass, PretrainedConfig):
+            break
+        for n, p in inspect.signature(klass.__init__).parameters.items():
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                defaults.setdefault(n, p.default)
+    return defaults
 
 
 def _json_value(value):
