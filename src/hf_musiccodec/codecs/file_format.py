@@ -579,7 +579,7 @@ def encode_audio_blocks(model, blocks: Iterable, bandwidth: float | None = None,
         for block in blocks:
             x = torch.as_tensor(block if torch.is_tensor(block) else np.asarray(block), dtype=torch.float32)
             if x.dim() < 3:
-                x = x.reshape(1, -1, x.shape[-1]) if x.dim() == 2 else x.reshape(1, 1, -1)
+                x = x[None] if x.dim() == 2 else x[None, None]
             if x.dim() != 3:
                 raise ValueError(f"audio must be (samples,), (channels, samples) or (batch, channels, samples), "
                                  f"got {tuple(x.shape)}")
