@@ -251,3 +251,20 @@ def test_truncated_input_audio_leaves_no_output(capsys, codecs, wav, tmp_path):
     cut.write_bytes(wav.read_bytes()[: len(wav.read_bytes()) // 2])
     refused(capsys, "compress", cut, tmp_path / "x.hfmc", "--model", codecs[0], match="truncated")
     assert not (tmp_path / "x.hfmc").exists()
+
+
+def test_wheel_package_data_carries_the_default_codec():
+    """pyproject's package-data globs reach the default codec through codecs/bundled/ (a symlink
+    that setuptools copies into the wheel); the full check builds a wheel (see docs/file_format.md)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hf_musiccodec"]
+    package = root / "src" / "hf_musiccodec"
+    found = {p.relative_to(package).as_posix() for pattern in patterns for p in package.glob(pattern)}
+    for name in ("config.json", "model.safetensors"):
+        assert f"codecs/bundled/musiccodec-24khz/{name}" in found
+    from hf_musiccodec.codecs import default_model_path
+
+    if "HF_MUSICCODEC_DEFAULT_CODEC" not in os.environ:
+        assert default_model_path() == package / "codecs" / "bundled" / "musiccodec-24khz"
