@@ -21,7 +21,7 @@ def default_model_path():
     if override:
         return Path(override)
     here = Path(__file__).resolve().parent
-    candidates = (here / "bundled" / DEFAULT_CODEC, here.parents[1] / "pipelines" / DEFAULT_CODEC)
+    candidates = (here / "bundled" / DEFAULT_CODEC, here.parents[2] / "pipelines" / DEFAULT_CODEC)
     # A checkout without symlink support (Windows) has no usable package copy: use pipelines/.
     return next((c for c in candidates if (c / "config.json").is_file()), candidates[-1])
 
