@@ -344,6 +344,22 @@ def _blocks(path: Path, info, sampling_rate, channels, blocksize, start: int = 0
         yield np.ascontiguousarray(resampler.resample_chunk(np.zeros((0, out_channels), np.float32), last=True).T)
 
 
+def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive ``(..., n)`` blocks regrouped into blocks of exactly ``size`` samples (the last
+    one shorter), so that two streams of the same audio cut differently can be compared."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for block in blocks:
+        pending.append(block)
+        held += block.shape[-1]
+        while held >= size:
+            joined = np.concatenate(pending, axis=-1) if len(pending) > 1 else pending[0]
+            yield joined[..., :size]
+            pending, held = [joined[..., size:]], held - size
+    if held:
+        yield np.concatenate(pending, axis=-1)
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise AudioError(f"{path}: file not found")
