@@ -126,7 +126,10 @@ def rms_db(x) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def is_silent(x, threshold_db: float = -60.0) -> bool:
+SILENCE_DB = -60.0  # RMS level (dBFS) below which audio counts as silent
+
+
+def is_silent(x, threshold_db: float = SILENCE_DB) -> bool:
     """True when the RMS level is below ``threshold_db`` dBFS."""
     return rms_db(x) < threshold_db
 
