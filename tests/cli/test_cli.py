@@ -268,3 +268,22 @@ def test_wheel_package_data_carries_the_default_codec():
 
     if "HF_MUSICCODEC_DEFAULT_CODEC" not in os.environ:
         assert default_model_path() == package / "codecs" / "bundled" / "musiccodec-24khz"
+
+
+def test_demo_runs_in_blocks_and_segments(capsys, codecs, tmp_path, monkeypatch):
+    from hf_musiccodec.cli import demo
+
+    src = tmp_path / "clip.flac"
+    sf.write(src, 0.2 * np.random.default_rng(3).standard_normal((int(1.5 * 44_100), 2)), 44_100)
+    status, out, err = run(capsys, "demo", "--model", codecs[0], "--input", src, "--output", tmp_path / "o.wav",
+                           "--bandwidth", "3")
+    assert status == 0, err
+    whole = out.strip().splitlines()[-1].split()
+    monkeypatch.setattr(demo, "METRIC_SEGMENT_SECONDS", 0.4)  # several segments
+    status, out, err = run(capsys, "demo", "--model", codecs[0], "--input", src, "--output", tmp_path / "p.wav",
+                           "--bandwidth", "3")
+    assert status == 0, err
+    parts = out.strip().splitlines()[-1].split()
+    assert parts[:4] == whole[:4]  # kbps, bytes, real kbps, ratio
+    assert (tmp_path / "o.wav").read_bytes() == (tmp_path / "p.wav").read_bytes()
+    assert sf.info(tmp_path / "o.wav").frames == int(1.5 * SR)
