@@ -592,7 +592,7 @@ def encode_audio_blocks(model, blocks: Iterable, bandwidth: float | None = None,
             yield x.to(device=model.device, dtype=model.dtype)
 
     out = encode_blocks(model, checked(), bandwidth, chunk_seconds)
-    codes = out.audio_codes.detach().cpu().numpy().astype(np.int64)
+    codes = out.audio_codes.detach().cpu().numpy().astype(np.int64, copy=False)
     scales = out.audio_scales
     if scales is not None and all(s is None for s in scales):
         scales = None
