@@ -2,14 +2,16 @@
 
 A file stores the discrete codes one :class:`~hf_musiccodec.codecs.MusicCodecModel` produced
 for a waveform, bit-packed at ``ceil(log2(codebook_size))`` bits per code, behind a small
-header that identifies the codec exactly (so a file is never decoded by a different model)
-and followed by a CRC32 (so corruption is detected rather than decoded into noise).
+header that identifies the codec exactly (so a file is never decoded by a different model) and
+records where the model came from, followed by a CRC32 (so corruption is detected rather than
+decoded into noise).
 
-Format, version 1 (all integers little-endian; offsets in bytes; ``N`` = name length)::
+Format, version 2 (all integers little-endian; offsets in bytes; ``N`` = name length, ``M`` =
+metadata length)::
 
     offset   size  type       field
     0        4     bytes      magic b"HFMC"
-    4        1     uint8      format version (1)
+    4        1     uint8      format version (2; readers accept 1 too)
     5        1     uint8      flags: bit 0 = scales present; the other bits must be 0
     6        1     uint8      N, length of the codec name (0..32)
     7        N     utf-8      codec name (display only; e.g. the model folder's name)
@@ -25,7 +27,9 @@ Format, version 1 (all integers little-endian; offsets in bytes; ``N`` = name le
     43+N     2     uint16     number of quantizers (codebooks) Q
     45+N     4     uint32     frames per chunk F
     49+N     4     uint32     last_frame_pad_length P (0 <= P < F): padding frames of the last chunk
-    53+N     4*C*B float32    scales, only if flag bit 0: for chunk 0..C-1, for item 0..B-1
+    53+N     2     uint16     M (version 2; absent in version 1)
+    55+N     M     utf-8      metadata: empty or a JSON object, {"source": ...} (version 2)
+    ...      4*C*B float32    scales, only if flag bit 0: for chunk 0..C-1, for item 0..B-1
     ...      K     bytes      codes, K = ceil(B*Q*(C*F - P) * b / 8)
     end-4    4     uint32     CRC32 (zlib.crc32) of every byte before it
 
@@ -34,22 +38,21 @@ The last chunk's ``P`` padding frames are not stored (they are restored as zeros
 so chunked codecs do not pay for padding. Each code is written most-significant bit first as
 ``b`` bits, codes are concatenated without gaps, and the final byte is zero-padded.
 
-The fixed overhead is ``57 + N`` bytes: for 10 s at 1.5 kbps (1875 bytes of codes) and a
-13-byte name that is 70 bytes, 3.7 %. Sample counts are uint32: up to 24.8 h at 48 kHz.
+The fixed overhead is ``59 + N + M`` bytes. Sample counts are uint32: up to 24.8 h at 48 kHz.
 
 Reading checks, in order: empty file, magic, version, header sanity and length (truncation),
-CRC32, and (when a model is given) the codec fingerprint. Every failure raises
+CRC32, metadata, and (when a model is given) the codec fingerprint. Every failure raises
 :class:`CompressedFileError` with a one-line message.
 
-The fingerprint's config half hashes the JSON of the config's constructor arguments (sorted keys,
-compact separators, plus ``model_type``), so the file does not depend on where the model was
-loaded from or the transformers version. The weights half hashes, for each state_dict entry in
-sorted key order, its name, dtype, shape and raw (little-endian) bytes. A copy of the same
-model in another dtype therefore has another fingerprint.
+The fingerprint's config half hashes only what decides the decoded audio (see
+:func:`canonical_config_json`), so a file outlives releases that add config options; the
+weights half hashes, for each state_dict entry in sorted key order, its name, dtype, shape and
+raw (little-endian) bytes. ``metadata["source"]`` (:func:`model_source`) lets ``decompress``
+find the model without being told. Compatibility policy: ``docs/file_format.md``.
 
-:func:`encode_waveform` is the single place that turns a waveform into codes for a file: a
-streaming / chunked long-file encoder can replace the ``model.encode`` call inside it without
-changing anything else, as long as it returns codes, scales and the last chunk's padding.
+:func:`encode_audio_blocks` and :func:`decode_audio_blocks` are the places that turn audio into
+codes and back, block by block in bounded memory (``long_audio.encode_blocks`` /
+``decode_blocks``); :func:`encode_waveform` / :func:`decode_waveform` are their whole-array forms.
 """
 
 from __future__ import annotations
