@@ -6,9 +6,10 @@ be in memory: a file read block by block) and returns the codes of the whole sig
 ``decode_blocks`` yields the audio as consecutive blocks. ``encode_long`` / ``decode_long`` are
 the same machinery on whole tensors. Three modes, chosen from the codec's layers:
 
-Non-causal codecs ("windows": DAC, the Fourier-domain bundled codec): the signal is cut into windows of latent frames. Each window is
-extended on both sides by the receptive field of the encoder (in samples) or decoder (in
-frames), plus a safety margin, and only its centre frames are kept. A kept frame sees exactly
+Non-causal codecs ("windows": DAC, the Fourier-domain bundled codec): the signal is cut into
+windows of latent frames. Each window is extended on both sides by the receptive field of the
+encoder (in samples) or decoder (in frames), plus a safety margin, and only its centre frames
+are kept. A kept frame sees exactly
 the samples it sees in a whole-file pass (windows start on hop boundaries, so every strided
 layer keeps its phase, and the signal's true ends are processed with the same padding as
 offline), so codes are identical and audio agrees to float rounding. Memory holds one window's
@@ -21,8 +22,8 @@ decoder instead (``streaming.py``), which is exact and bounded.
 A codec whose encoder streams but whose decoder does not (a causal SEANet encoder with an
 ``"istft"`` decoder) streams the encoder and decodes in windows.
 
-Chunked codecs ("chunked": EnCodec 48 kHz): 1 s chunks with 1 % overlap, each with its own scale, are
-encoded one at a time as their samples arrive, and decoded one at a time and cross-faded with
+Chunked codecs ("chunked": EnCodec 48 kHz): 1 s chunks with 1 % overlap, each with its own
+scale, are encoded one at a time as their samples arrive, and decoded one at a time and cross-faded with
 ``linear_overlap_add``'s arithmetic (bit for bit): the samples before the next chunk's start are
 final and are yielded.
 
