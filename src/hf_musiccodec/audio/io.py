@@ -248,39 +248,27 @@ def load_audio(
     return audio.astype(np.float32, copy=False), int(sr)
 
 
-def file_levels(path: PathLike, blocksize: int = 1 << 17) -> dict:
+BLOCK_FRAMES = 1 << 17  # frames per block of the streaming readers (about 3 s at 44.1 kHz)
+
+
+def file_levels(path: PathLike, blocksize: int = BLOCK_FRAMES) -> dict:
     """Decode a whole file block by block (bounded memory) and return its levels.
 
     Returns ``{"frames", "peak_db", "rms_db"}``; rms is summed over channels as in
     :func:`rms_db`. Decoding everything also proves the file is not corrupt.
     """
     path = Path(path)
-    info = audio_info(path)
     frames, peak, power = 0, 0.0, 0.0
-    try:
-        for block in sf.blocks(str(path), blocksize=blocksize, dtype="float32", always_2d=True):
-            if not np.isfinite(block).all():
-                raise AudioError(f"{path}: NaN or infinite samples")
-            frames += len(block)
-            peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
-            power += float(np.sum(block.astype(np.float64) ** 2))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        if isinstance(e, AudioError):
-            raise
-        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
-    if frames == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    if _is_truncated(path, info, frames, wanted):
-        raise AudioError(f"{path}: truncated file (decoded {frames} of {wanted} frames)")
+    for block in _blocks(path, audio_info(path), None, None, blocksize):
+        frames += block.shape[-1]
+        peak = max(peak, float(np.max(np.abs(block))))
+        power += float(np.sum(block.astype(np.float64) ** 2))
     mean_power = power / frames
     return {
         "frames": frames,
         "peak_db": 20 * math.log10(peak) if peak > 0 else -math.inf,
         "rms_db": 10 * math.log10(mean_power) if mean_power > 0 else -math.inf,
     }
-
-
-BLOCK_FRAMES = 1 << 17  # frames per block of the streaming reader (about 3 s at 44.1 kHz)
 
 
 def read_audio_blocks(
