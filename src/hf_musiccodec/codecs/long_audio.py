@@ -195,8 +195,31 @@ def _pieces(blocks, size: int):
             yield block[..., start: start + size]
 
 
-def _output(model, pieces: list[torch.Tensor], scales=None, last_pad: int = 0) -> MusicCodecEncoderOutput:
-    stacked = torch.stack(pieces) if scales is not None else torch.cat(pieces, dim=-1)[None]
+class _Growing:
+    """Tensors appended along ``dim`` into one buffer that doubles when full. Thousands of small
+    long-lived pieces (a window's codes) interleaved with each window's short-lived activations
+    fragment the heap, and the process would grow with the length of the file."""
+
+    def __init__(self, dim: int):
+        self.dim, self.buffer, self.length = dim, None, 0
+
+    def append(self, piece: torch.Tensor) -> None:
+        n = piece.shape[self.dim]
+        if self.buffer is None or self.length + n > self.buffer.shape[self.dim]:
+            shape = list(piece.shape)
+            shape[self.dim] = max(2 * (self.length + n), 64)
+            grown = piece.new_empty(shape)
+            if self.buffer is not None:
+                grown.narrow(self.dim, 0, self.length).copy_(self.result())
+            self.buffer = grown
+        self.buffer.narrow(self.dim, self.length, n).copy_(piece)
+        self.length += n
+
+    def result(self) -> torch.Tensor:
+        return self.buffer.narrow(self.dim, 0, self.length)
+
+
+def _output(model, stacked: torch.Tensor, scales=None, last_pad: int = 0) -> MusicCodecEncoderOutput:
     codes, latents = (None, stacked) if model.quantizer is None else (stacked, None)
     return MusicCodecEncoderOutput(codes, scales or [None], last_pad, latents)
 
@@ -216,40 +239,42 @@ def encode_blocks(model, blocks, bandwidth=None, chunk_seconds: float = DEFAULT_
               for b in blocks)
     hop = model.config.hop_length
     step = _chunk_frames(model, chunk_seconds) * hop
+    key = "latents" if model.quantizer is None else "audio_codes"
     if mode == "stream":
-        outputs = []
+        codes = _Growing(dim=-1)
         with model.streaming() as stream:
             for piece in _pieces(blocks, step):
-                outputs.append(model.encode(piece, bandwidth=bandwidth))
+                codes.append(getattr(model.encode(piece, bandwidth=bandwidth), key))
             if stream.encoder is None:
                 raise ValueError("input_values is empty (0 samples)")
-        outputs.append(stream.flushed)
-        key = "latents" if model.quantizer is None else "audio_codes"
-        return _output(model, [getattr(o, key)[0] for o in outputs])
+        codes.append(getattr(stream.flushed, key))
+        return _output(model, codes.result())
 
     buffer = _SampleBuffer(blocks)
     if mode == "chunked":  # EnCodec's chunks, one at a time: chunk i is x[i * stride: i * stride + length]
         length, stride = model.config.chunk_length, model.config.chunk_stride or model.config.chunk_length
-        frames, scales, offset = [], [], 0
+        frames, scales, offset, last = _Growing(dim=0), _Growing(dim=0), 0, None
         while buffer.fill(offset + length) or offset < buffer.end:
-            codes, scale = model._encode_frame(buffer.get(offset, offset + length), num_quantizers)
-            frames.append(codes)
-            scales.append(scale)
+            if last is not None:  # held back one chunk: only the last one is padded
+                frames.append(last[None])
+            last, scale = model._encode_frame(buffer.get(offset, offset + length), num_quantizers)
+            if scale is not None:
+                scales.append(scale[None])
             offset += stride
             buffer.drop(offset)
-        if not frames:
+        if last is None:
             raise ValueError("input_values is empty (0 samples)")
-        last_pad = frames[0].shape[-1] - frames[-1].shape[-1]
-        if last_pad > 0:
-            frames[-1] = nn.functional.pad(frames[-1], (0, last_pad))
-        return _output(model, frames, scales, last_pad)
+        last_pad = frames.buffer.shape[-1] - last.shape[-1] if frames.length else 0
+        frames.append(nn.functional.pad(last, (0, last_pad))[None])
+        return _output(model, frames.result(), list(scales.result()) if scales.length else [None] * frames.length,
+                       last_pad)
 
     # Windows: the latents of frames [a, b) from the samples of frames [a - left, b + right). A window
     # is complete once those samples are in; the window that reaches the end of the signal is cut
     # and padded there exactly as offline (which it can only be once the end is known).
     chunk = step // hop
     left, right = margins(model, parts=("encoder",))["encoder"]
-    pieces, a = [], 0
+    pieces, a = _Growing(dim=-1), 0
     while True:
         b = a + chunk
         ws = max(0, a - left)
@@ -267,9 +292,9 @@ def encode_blocks(model, blocks, bandwidth=None, chunk_seconds: float = DEFAULT_
         pieces.append(latents if model.quantizer is None else model.quantizer.encode(latents, num_quantizers))
         a = b
         buffer.drop(max(0, a - left) * hop)
-    if not pieces:
+    if not pieces.length:
         raise ValueError("input_values is empty (0 samples)")
-    return _output(model, pieces)
+    return _output(model, pieces.result()[None])
 
 
 @torch.no_grad()
