@@ -4,7 +4,7 @@ Everything the page does is an importable function here, so it is tested without
 
 * :func:`available_models` — the bundled default codec, every codec folder under ``pipelines/``
   and the folders listed in ``$HF_MUSICCODEC_SPACE_MODELS`` (``os.pathsep``-separated).
-* :func:`load_model` — ``MusicCodecModel.from_pretrained`` once per folder (kept in memory).
+* :func:`load_model` — the command line's ``load_codec`` once per folder (kept in memory).
 * :func:`process` — upload path + model + bitrate -> :class:`CodecResult` (audio files, log-mel
   spectrogram images, bitrate and metric texts, the ``.hfmc`` file). User mistakes (no input, an
   unreadable or overlong upload, a bitrate the model lacks) raise ``gr.Error`` with a message
@@ -45,6 +45,7 @@ from hf_musiccodec.audio.io import (  # noqa: E402
     rechunk,
     write_audio_blocks,
 )
+from hf_musiccodec.cli.codec_commands import CommandError, load_codec  # noqa: E402
 from hf_musiccodec.cli.demo import METRIC_SEGMENT_SECONDS, Comparison, compared, timed  # noqa: E402
 from hf_musiccodec.codecs import MusicCodecConfig, MusicCodecModel, default_model_path  # noqa: E402
 from hf_musiccodec.codecs.file_format import (  # noqa: E402
@@ -155,15 +156,15 @@ _MODELS_LOCK = threading.Lock()
 
 
 def load_model(path: str | os.PathLike) -> MusicCodecModel:
-    """``MusicCodecModel.from_pretrained(path)`` in eval mode, loaded once per folder."""
+    """The codec at ``path`` (``hf_musiccodec.cli.codec_commands.load_codec``), loaded once per folder."""
     key = str(Path(path).expanduser().resolve())
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
             try:
-                model = MusicCodecModel.from_pretrained(key).eval()
-            except Exception as e:  # noqa: BLE001 - shown to the user
-                raise gr.Error(f"Could not load the codec at {key}: {' '.join(str(e).split())[:300]}") from e
+                model = load_codec(key)  # the command line's loader: quiet, offline, records its folder
+            except CommandError as e:  # shown to the user
+                raise gr.Error(f"Could not load the codec at {key}: {e}") from e
             _MODELS[key] = model
         return model
 

@@ -287,3 +287,17 @@ def test_demo_runs_in_blocks_and_segments(capsys, codecs, tmp_path, monkeypatch)
     assert parts[:4] == whole[:4]  # kbps, bytes, real kbps, ratio
     assert (tmp_path / "o.wav").read_bytes() == (tmp_path / "p.wav").read_bytes()
     assert sf.info(tmp_path / "o.wav").frames == int(1.5 * SR)
+
+
+def test_transformers_encodec_folder_is_recorded(capsys, wav, tmp_path):
+    """A file made with --model path/to/encodec_24khz (transformers layout) decompresses without it."""
+    from hf_musiccodec.testing.parity import build_reference
+
+    folder = tmp_path / "encodec_24khz"
+    build_reference("encodec", num_filters=4, hidden_size=16, codebook_size=64, num_lstm_layers=1).save_pretrained(folder)
+    status, _, err = run(capsys, "compress", wav, tmp_path / "e.hfmc", "--model", folder, "--bandwidth", "1.5")
+    assert status == 0, err
+    status, out, _ = run(capsys, "info", tmp_path / "e.hfmc")
+    assert "codec:" in out and "encodec_24khz" in out and f"model source: {folder.resolve()}" in out
+    status, _, err = run(capsys, "decompress", tmp_path / "e.hfmc", tmp_path / "e.wav")
+    assert status == 0, err

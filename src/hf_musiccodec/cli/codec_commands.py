@@ -117,6 +117,8 @@ def load_codec(model: str | None):
             codec = MusicCodecModel.from_pretrained(str(path), local_files_only=True)
         except Exception as e:  # broken config/weights raise many types: report them as one line
             raise CommandError(f"{path}: cannot load the codec ({one_line(e, 300)})") from e
+    if not codec.name_or_path:  # transformers EnCodec/DAC folders are converted on loading and forget it
+        codec.name_or_path = codec.config.name_or_path = str(path)
     return codec.eval()
 
 
