@@ -6,9 +6,9 @@ Everything the page does is an importable function here, so it is tested without
   and the folders listed in ``$HF_MUSICCODEC_SPACE_MODELS`` (``os.pathsep``-separated).
 * :func:`load_model` — the command line's ``load_codec`` once per folder (kept in memory).
 * :func:`process` — upload path + model + bitrate -> :class:`CodecResult` (audio files, log-mel
-  spectrogram images, bitrate and metric texts, the ``.hfmc`` file). User mistakes (no input, an
-  unreadable or overlong upload, a bitrate the model lacks) raise ``gr.Error`` with a message
-  meant for the person at the page.
+  spectrogram images, bitrate and metric texts, the ``.hfmc`` file), block by block: the upload is
+  never held in memory whole. User mistakes (no input, an unreadable or overlong upload, a bitrate
+  the model lacks) raise ``gr.Error`` with a message meant for the person at the page.
 * :func:`build_demo` — the ``gr.Blocks`` page wired to those functions.
 
 Environment: ``HF_MUSICCODEC_SPACE_MODELS`` (extra model folders; the first one is preselected),
