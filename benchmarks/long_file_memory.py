@@ -1,11 +1,18 @@
-"""Peak memory of encoding and decoding a long file with ``encode_long`` / ``decode_long``.
+"""Peak memory of long files: the ``hf-musiccodec`` command line, and ``encode_long`` / ``decode_long``.
 
-Writes a synthetic file (a mix of tones and noise) of ``--minutes`` at the codec's rate,
+``cli`` (the numbers the README quotes): tiles the bundled Bach clip into files of ``--minutes``
+(24 kHz mono FLAC and, with ``--stereo44``, a 44.1 kHz stereo FLAC that makes ``compress``
+resample and mix channels), runs ``compress`` and ``decompress`` with the default codec under
+``/usr/bin/time -v`` and prints each one's peak resident memory and wall time:
+
+    nohup .venv/bin/python benchmarks/long_file_memory.py cli --minutes 30 120 --stereo44 > mem.txt &
+
+``model``: writes a synthetic file (a mix of tones and noise) of ``--minutes`` at the codec's rate,
 reads it back with soundfile, encodes and decodes it in windows of ``--chunk-seconds`` with a
 full-size codec (random weights), writes the result, and prints the time and the peak resident
 memory (``ru_maxrss``). Measure the whole process from outside as well:
 
-    /usr/bin/time -v .venv/bin/python benchmarks/long_file_memory.py --preset dac_44khz --minutes 10
+    /usr/bin/time -v .venv/bin/python benchmarks/long_file_memory.py model --preset dac_44khz --minutes 10
 
 ``--verify-seconds S`` also checks, on the first S seconds, that the windowed result equals
 whole-file ``encode``/``decode`` (codes identical, audio within 1e-4).
@@ -15,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -49,14 +60,54 @@ def synthetic(path: str, seconds: float, sr: int, channels: int, seed: int = 0) 
             f.write(np.repeat(x[:, None], channels, axis=1).astype(np.float32))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="dac_44khz")
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--chunk-seconds", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--verify-seconds", type=float, default=0.0)
-    args = parser.parse_args()
+def tiled_clip(path: str, minutes: float, sampling_rate: int, channels: int) -> None:
+    """The bundled clip repeated to ``minutes``, resampled and made stereo as asked, written block by block."""
+    import soxr
+
+    from hf_musiccodec.data import demo_clip_path
+
+    clip, sr = sf.read(str(demo_clip_path()), dtype="float32")
+    if sampling_rate != sr:
+        clip = soxr.resample(clip, sr, sampling_rate)
+    if channels == 2:  # two different channels, so that mixing them down is not trivial
+        clip = np.stack([clip, 0.8 * np.roll(clip, 100)], axis=1)
+    total, written = int(minutes * 60 * sampling_rate), 0
+    with sf.SoundFile(path, "w", samplerate=sampling_rate, channels=channels, subtype="PCM_16", format="FLAC") as f:
+        while written < total:
+            piece = clip[: total - written]
+            f.write(piece)
+            written += len(piece)
+
+
+def timed_command(argv: list[str]) -> tuple[float, float]:
+    """Run ``argv`` under ``/usr/bin/time -v``: (peak RSS in MB, wall seconds)."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return int(peak.group(1)) / 1024, time.perf_counter() - start
+
+
+def run_cli(args) -> None:
+    cli_main = [sys.executable, "-m", "hf_musiccodec.cli.main"]
+    inputs = [("24 kHz mono", 24_000, 1)] + ([("44.1 kHz stereo", 44_100, 2)] if args.stereo44 else [])
+    print(f"{'input':<16} {'minutes':>7} {'command':<10} {'peak RSS MB':>11} {'wall s':>7}", flush=True)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
+        for label, sr, channels in inputs:
+            for minutes in args.minutes:
+                src = Path(folder) / f"in_{sr}_{channels}_{minutes:g}.flac"
+                tiled_clip(str(src), minutes, sr, channels)
+                packed, out = src.with_suffix(".hfmc"), src.with_suffix(".wav")
+                for command, argv in (("compress", [str(src), str(packed), "--bandwidth", str(args.bandwidth)]),
+                                      ("decompress", [str(packed), str(out)])):
+                    peak, wall = timed_command(cli_main + [command] + argv)
+                    print(f"{label:<16} {minutes:>7g} {command:<10} {peak:>11.0f} {wall:>7.0f}", flush=True)
+                for path in (src, packed, out):
+                    path.unlink()
+
+
+def run_model(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = MusicCodecModel(MusicCodecConfig.from_preset(args.preset)).eval()
@@ -100,6 +151,26 @@ def main() -> None:
               f"{tuple(dec.shape)}; RSS {rss_mb():.0f} MB, peak so far {peak_mb():.0f} MB", flush=True)
         sf.write(dst, dec[0].T.numpy(), sr, subtype="PCM_16")
     print(f"peak RSS (ru_maxrss): {peak_mb():.0f} MB", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("cli", help="peak memory of hf-musiccodec compress / decompress (default codec)")
+    p.add_argument("--minutes", type=float, nargs="+", default=[30.0, 120.0])
+    p.add_argument("--stereo44", action="store_true", help="also a 44.1 kHz stereo input")
+    p.add_argument("--bandwidth", type=float, default=6.0)
+    p.add_argument("--workdir", help="folder for the temporary audio (default: the system's)")
+    p.set_defaults(run=run_cli)
+    p = sub.add_parser("model", help="peak memory of encode_long / decode_long with a full-size preset")
+    p.add_argument("--preset", default="dac_44khz")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--chunk-seconds", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--verify-seconds", type=float, default=0.0)
+    p.set_defaults(run=run_model)
+    args = parser.parse_args()
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ Everything the page does is an importable function here, so it is tested without
 
 * :func:`available_models` — the bundled default codec, every codec folder under ``pipelines/``
   and the folders listed in ``$HF_MUSICCODEC_SPACE_MODELS`` (``os.pathsep``-separated).
-* :func:`load_model` — ``MusicCodecModel.from_pretrained`` once per folder (kept in memory).
+* :func:`load_model` — the command line's ``load_codec`` once per folder (kept in memory).
 * :func:`process` — upload path + model + bitrate -> :class:`CodecResult` (audio files, log-mel
-  spectrogram images, bitrate and metric texts, the ``.hfmc`` file). User mistakes (no input, an
-  unreadable or overlong upload, a bitrate the model lacks) raise ``gr.Error`` with a message
-  meant for the person at the page.
+  spectrogram images, bitrate and metric texts, the ``.hfmc`` file), block by block: the upload is
+  never held in memory whole. User mistakes (no input, an unreadable or overlong upload, a bitrate
+  the model lacks) raise ``gr.Error`` with a message meant for the person at the page.
 * :func:`build_demo` — the ``gr.Blocks`` page wired to those functions.
 
 Environment: ``HF_MUSICCODEC_SPACE_MODELS`` (extra model folders; the first one is preselected),
@@ -36,12 +36,22 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hf_musiccodec.audio.io import AUDIO_EXTENSIONS, AudioError, audio_info, is_silent, load_audio, save_audio  # noqa: E402
+from hf_musiccodec.audio.io import (  # noqa: E402
+    AUDIO_EXTENSIONS,
+    SILENCE_DB,
+    AudioError,
+    audio_info,
+    read_audio_blocks,
+    rechunk,
+    write_audio_blocks,
+)
+from hf_musiccodec.cli.codec_commands import CommandError, load_codec  # noqa: E402
+from hf_musiccodec.cli.demo import METRIC_SEGMENT_SECONDS, Comparison, compared, timed  # noqa: E402
 from hf_musiccodec.codecs import MusicCodecConfig, MusicCodecModel, default_model_path  # noqa: E402
 from hf_musiccodec.codecs.file_format import (  # noqa: E402
     CompressedAudio,
-    decode_waveform,
-    encode_waveform,
+    decode_audio_blocks,
+    encode_audio_blocks,
     write_compressed,
 )
 
@@ -146,15 +156,15 @@ _MODELS_LOCK = threading.Lock()
 
 
 def load_model(path: str | os.PathLike) -> MusicCodecModel:
-    """``MusicCodecModel.from_pretrained(path)`` in eval mode, loaded once per folder."""
+    """The codec at ``path`` (``hf_musiccodec.cli.codec_commands.load_codec``), loaded once per folder."""
     key = str(Path(path).expanduser().resolve())
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
             try:
-                model = MusicCodecModel.from_pretrained(key).eval()
-            except Exception as e:  # noqa: BLE001 - shown to the user
-                raise gr.Error(f"Could not load the codec at {key}: {' '.join(str(e).split())[:300]}") from e
+                model = load_codec(key)  # the command line's loader: quiet, offline, records its folder
+            except CommandError as e:  # shown to the user
+                raise gr.Error(f"Could not load the codec at {key}: {e}") from e
             _MODELS[key] = model
         return model
 
@@ -207,13 +217,9 @@ def _ffmpeg_to_wav(path: Path, out_dir: Path) -> Path | None:
     return target if proc.returncode == 0 and target.is_file() and target.stat().st_size > 0 else None
 
 
-def read_upload(path: str | os.PathLike, sampling_rate: int, channels: int, *, limit_s: float,
-                work_dir: Path) -> tuple[np.ndarray, dict]:
-    """Load an upload at the codec's rate and channel count; ``gr.Error`` for the user's mistakes.
-
-    Returns the audio ``(channels, samples)`` and facts about the file (``seconds``,
-    ``sampling_rate``, ``channels``) for the page's notes.
-    """
+def check_upload(path: str | os.PathLike, *, limit_s: float, work_dir: Path) -> tuple[Path, dict]:
+    """The readable file behind an upload (converted by ffmpeg when libsndfile cannot read it) and
+    facts about it (``sampling_rate``, ``channels``); ``gr.Error`` for the user's mistakes."""
     path = Path(path)
     name = _display_name(path)
     source = path
@@ -228,15 +234,23 @@ def read_upload(path: str | os.PathLike, sampling_rate: int, channels: int, *, l
     if seconds > limit_s:
         raise gr.Error(f"'{name}' is {seconds:.1f} s long; this Space accepts up to {limit_s:g} s. "
                        f"Trim it (or record a shorter take) and run again.", title="Upload too long", print_exception=False)
+    return source, {"sampling_rate": int(info.samplerate), "channels": int(info.channels)}
+
+
+def upload_blocks(source: Path, name: str, sampling_rate: int, channels: int, *, limit_s: float):
+    """The upload at the codec's rate and channel count, block by block (bounded memory);
+    ``gr.Error`` for unreadable audio and for headers that under-declare an overlong file."""
+    limit = math.ceil(limit_s * sampling_rate)
+    count = 0
     try:
-        audio, _ = load_audio(source, sampling_rate=sampling_rate, channels=channels, duration=limit_s + 1.0)
+        for block in read_audio_blocks(source, sampling_rate=sampling_rate, channels=channels):
+            count += block.shape[-1]
+            if count > limit:
+                raise gr.Error(f"'{name}' is longer than {limit_s:g} s, the most this Space accepts. Trim it and run again.",
+                               title="Upload too long", print_exception=False)
+            yield block
     except AudioError as e:
         raise gr.Error(_upload_message(e, source, name), title="Unreadable audio", print_exception=False) from e
-    if audio.shape[-1] > math.ceil(limit_s * sampling_rate):  # headers that under-declare their length
-        raise gr.Error(f"'{name}' is longer than {limit_s:g} s, the most this Space accepts. Trim it and run again.",
-                       title="Upload too long", print_exception=False)
-    return audio, {"seconds": audio.shape[-1] / sampling_rate, "sampling_rate": int(info.samplerate),
-                   "channels": int(info.channels)}
 
 
 def _upload_message(error: AudioError, path: Path, name: str) -> str:
@@ -362,32 +376,46 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
     bandwidth = match[0]
 
     out_dir = _new_output_dir()
-    audio, facts = read_upload(audio_path, cfg.sampling_rate, cfg.audio_channels, limit_s=max_seconds(), work_dir=out_dir)
+    limit_s = max_seconds()
+    source, facts = check_upload(audio_path, limit_s=limit_s, work_dir=out_dir)
     sr = int(cfg.sampling_rate)
+    segment = int(METRIC_SEGMENT_SECONDS * sr)
+
+    def original():  # read again for each pass: memory holds blocks, never the whole upload
+        return upload_blocks(source, _display_name(Path(audio_path)), sr, cfg.audio_channels, limit_s=limit_s)
+
     notes: list[str] = []
     if facts["sampling_rate"] != sr or facts["channels"] != cfg.audio_channels:
         channels = {1: "mono", 2: "stereo"}
         notes.append(f"Converted the upload from {facts['sampling_rate']} Hz {channels.get(facts['channels'], str(facts['channels']) + ' ch')} "
                      f"to the codec's {sr} Hz {channels.get(cfg.audio_channels, str(cfg.audio_channels) + ' ch')}.")
-    silent = is_silent(audio)
+    stem = _safe_stem(Path(audio_path))
+    mel_a = []
+
+    def shown(blocks, mels):  # clipped for playback; log-mel per segment for the picture
+        for block in rechunk(blocks, segment):
+            mels.append(log_mel(block, sr))
+            yield np.clip(block, -1.0, 1.0)
+
+    original_path = write_audio_blocks(out_dir / f"{stem}_original_{sr // 1000}khz.wav", shown(original(), mel_a), sr)
+
+    start = time.perf_counter()
+    compressed = encode_audio_blocks(model, original(), bandwidth)
+    data = compressed.to_bytes()
+    encode_s = time.perf_counter() - start
+    decoding, mel_b, comparison = [0.0], [], Comparison(sr)
+    decoded = (block[0] for block in timed(decode_audio_blocks(model, CompressedAudio.from_bytes(data, source="upload.hfmc")),
+                                           decoding))
+    reconstruction_path = write_audio_blocks(out_dir / f"{stem}_{bandwidth:g}kbps_decoded.wav",
+                                             shown(compared(original(), decoded, comparison, segment), mel_b), sr)
+    decode_s = decoding[0]
+    compressed_path = write_compressed(out_dir / f"{stem}_{bandwidth:g}kbps.hfmc", compressed)
+    file_bytes = len(data)
+    silent = comparison.rms_db < SILENCE_DB
     if silent:
         notes.append("The upload is (nearly) silent: the metrics say little about the codec.")
 
-    start = time.perf_counter()
-    compressed = encode_waveform(model, audio, bandwidth)
-    data = compressed.to_bytes()
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = decode_waveform(model, CompressedAudio.from_bytes(data, source="upload.hfmc"))[0]
-    decode_s = time.perf_counter() - start
-
-    stem = _safe_stem(Path(audio_path))
-    original_path = save_audio(out_dir / f"{stem}_original_{sr // 1000}khz.wav", np.clip(audio, -1.0, 1.0), sr)
-    reconstruction_path = save_audio(out_dir / f"{stem}_{bandwidth:g}kbps_decoded.wav", np.clip(decoded, -1.0, 1.0), sr)
-    compressed_path = write_compressed(out_dir / f"{stem}_{bandwidth:g}kbps.hfmc", compressed)
-    file_bytes = len(data)
-
-    seconds = audio.shape[-1] / sr
+    seconds = compressed.num_samples / sr
     real_kbps = file_bytes * 8 / seconds / 1000
     quantizers = model.num_quantizers_for_bandwidth(bandwidth)
     code_kbps = quantizers * cfg.bits_per_codebook * cfg.frame_rate / 1000
@@ -400,8 +428,8 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
         f"- {pcm_kbps / real_kbps:.0f}× smaller than 16-bit PCM at {sr} Hz ({pcm_kbps:g} kbps)"
     )
 
-    mel_dist = float(mel_distance(audio, decoded, sr))
-    sdr = float(si_sdr(audio, decoded)) if not silent else float("nan")
+    mel_dist = comparison.mel_distance
+    sdr = comparison.si_sdr if not silent else float("nan")
     metrics_text = (
         f"**Metrics** (original vs reconstruction)\n\n"
         f"- mel distance: {mel_dist:.3f} (multi-scale log-mel L1; 0 = identical, lower is better)\n"
@@ -410,7 +438,7 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
     )
 
     hop = (2048 if sr >= 32000 else 1024) // 4
-    mel_a, mel_b = log_mel(audio, sr), log_mel(decoded, sr)
+    mel_a, mel_b = np.concatenate(mel_a, axis=-1), np.concatenate(mel_b, axis=-1)
     vmax = float(max(mel_a.max(), mel_b.max()))
     vmin = max(float(min(mel_a.min(), mel_b.min())), vmax - 5.0)  # 100 dB of range at most
     original_img = spectrogram_image(mel_a, sr, hop, "original (log-mel)", vmin, vmax)

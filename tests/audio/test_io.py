@@ -230,11 +230,13 @@ def test_failed_save_does_not_clobber(tmp_path, monkeypatch):
     with pytest.raises(AudioError):
         save_audio(target, np.array([np.nan], np.float32), SR)
 
-    def write_half_then_fail(file, *args, **kwargs):
-        file.write(b"RIFF partial")
+    real_write = sf.SoundFile.write
+
+    def write_half_then_fail(self, data):
+        real_write(self, data[: len(data) // 2])
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sf, "write", write_half_then_fail)
+    monkeypatch.setattr(sf.SoundFile, "write", write_half_then_fail)
     with pytest.raises(AudioError, match="could not write.*disk full"):
         save_audio(target, sine(), SR)
     assert target.read_bytes() == before
@@ -251,3 +253,51 @@ def test_save_default_subtype_falls_back_for_ogg(tmp_path):
         warnings.simplefilter("error")
         save_audio(tmp_path / "v.ogg", sine(), SR)  # PCM_16 does not fit OGG: Vorbis is used
     assert sf.info(tmp_path / "v.ogg").subtype == "VORBIS"
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def test_read_blocks_equal_load_audio(tmp_path):
+    from hf_musiccodec.audio.io import read_audio_blocks
+
+    rng = np.random.default_rng(4)
+    path = write(tmp_path / "s.flac", (0.2 * rng.standard_normal((2, 44_100 + 77))).astype(np.float32), 44_100,
+                 subtype="PCM_24")
+    for sampling_rate, channels in ((None, None), (24_000, 1), (16_000, 2)):
+        whole, _ = load_audio(path, sampling_rate=sampling_rate, channels=channels)
+        blocks = list(read_audio_blocks(path, sampling_rate, channels, blocksize=1000))
+        assert len(blocks) > 10
+        np.testing.assert_array_equal(np.concatenate(blocks, axis=1), whole)  # streaming soxr is exact
+
+
+def test_read_blocks_errors(tmp_path):
+    from hf_musiccodec.audio.io import read_audio_blocks
+
+    with pytest.raises(AudioError, match="not found"):
+        read_audio_blocks(tmp_path / "nope.wav")  # at once, before iterating
+    path = write(tmp_path / "three.wav", np.zeros((3, 100), np.float32))
+    with pytest.raises(AudioError, match="cannot convert 3 channels to 2"):
+        read_audio_blocks(path, channels=2)
+    full = write(tmp_path / "full.wav", sine(seconds=1.0))
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    blocks = read_audio_blocks(cut, blocksize=500)
+    with pytest.raises(AudioError, match="truncated"):
+        list(blocks)
+
+
+def test_write_blocks_equal_save_audio(tmp_path):
+    from hf_musiccodec.audio.io import rechunk, write_audio_blocks
+
+    x = np.stack([sine(440), sine(660)])
+    x[0, 5] = 1.5  # clipped, with one warning for the whole file
+    with pytest.warns(UserWarning, match="clipped 1 samples"):
+        save_audio(tmp_path / "a.flac", x, SR)
+    with pytest.warns(UserWarning, match="clipped 1 samples"):
+        write_audio_blocks(tmp_path / "b.flac", rechunk([x[:, :100], x[:, 100:]], 333), SR)
+    assert (tmp_path / "a.flac").read_bytes() == (tmp_path / "b.flac").read_bytes()
+    assert [b.shape[-1] for b in rechunk([x[:, :100], x[:, 100:]], 3000)] == [3000, 3000, 2000]
+    with pytest.raises(AudioError, match="no audio"):
+        write_audio_blocks(tmp_path / "c.wav", [], SR)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flac", "b.flac"]

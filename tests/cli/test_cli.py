@@ -197,3 +197,107 @@ def test_bad_options(capsys, codecs, wav, packed, tmp_path):
     refused(capsys, "decompress", packed, tmp_path / "x.mp4", "--model", codecs[0], match="unsupported output extension")
     refused(capsys, "info", tmp_path / "missing.hfmc", match="No such file")
     no_leftovers(tmp_path, {"in.wav", "in.hfmc"})
+
+
+# --------------------------------------------------------------------------- model source, blocks
+
+
+def test_decompress_finds_the_model_the_file_records(capsys, codecs, packed, tmp_path):
+    status, out, _ = run(capsys, "info", packed)
+    assert status == 0 and f"model source: {codecs[0].resolve()}" in out
+    status, _, err = run(capsys, "decompress", packed, tmp_path / "auto.wav")  # no --model
+    assert status == 0 and err == "", err
+    run(capsys, "decompress", packed, tmp_path / "explicit.wav", "--model", codecs[0])
+    assert (tmp_path / "auto.wav").read_bytes() == (tmp_path / "explicit.wav").read_bytes()
+
+
+def test_decompress_names_the_missing_model(capsys, codecs, wav, tmp_path):
+    moved = tmp_path / "moved_codec"
+    _save_codec(moved, 0)
+    run(capsys, "compress", wav, tmp_path / "m.hfmc", "--model", moved)
+    moved.rename(tmp_path / "elsewhere")
+    line = refused(capsys, "decompress", tmp_path / "m.hfmc", tmp_path / "out.wav", match="not found here")
+    assert str(moved.resolve()) in line and "--model" in line
+    status, _, _ = run(capsys, "decompress", tmp_path / "m.hfmc", tmp_path / "out.wav", "--model", tmp_path / "elsewhere")
+    assert status == 0
+
+
+def test_compress_in_blocks_equals_whole_file_encode(capsys, codecs, tmp_path, monkeypatch):
+    """Small read blocks, resampling and channel mixing on the way: the codes of the whole file."""
+    import functools
+
+    from hf_musiccodec.audio import io
+    from hf_musiccodec.codecs.file_format import decode_waveform, encode_waveform, read_compressed
+
+    src = tmp_path / "stereo44.flac"
+    sf.write(src, 0.2 * np.random.default_rng(2).standard_normal((int(1.3 * 44_100), 2)), 44_100)
+    monkeypatch.setattr(io, "read_audio_blocks", functools.partial(io.read_audio_blocks, blocksize=999))
+    status, _, _ = run(capsys, "compress", src, tmp_path / "b.hfmc", "--model", codecs[0])
+    assert status == 0
+    model = MusicCodecModel.from_pretrained(codecs[0]).eval()
+    audio, _ = io.load_audio(src, sampling_rate=SR, channels=1)
+    whole = encode_waveform(model, audio)
+    streamed = read_compressed(tmp_path / "b.hfmc", model=model)
+    np.testing.assert_array_equal(streamed.audio_codes, whole.audio_codes)
+    assert streamed.num_samples == audio.shape[-1]
+    status, _, _ = run(capsys, "decompress", tmp_path / "b.hfmc", tmp_path / "b.wav", "--model", codecs[0])
+    decoded, _ = sf.read(tmp_path / "b.wav", dtype="float32")
+    expected = np.clip(decode_waveform(model, whole)[0, 0], -1, 1)
+    np.testing.assert_allclose(decoded, expected, atol=1 / 32768 + 1e-5)  # 16-bit PCM
+
+
+def test_truncated_input_audio_leaves_no_output(capsys, codecs, wav, tmp_path):
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(wav.read_bytes()[: len(wav.read_bytes()) // 2])
+    refused(capsys, "compress", cut, tmp_path / "x.hfmc", "--model", codecs[0], match="truncated")
+    assert not (tmp_path / "x.hfmc").exists()
+
+
+def test_wheel_package_data_carries_the_default_codec():
+    """pyproject's package-data globs reach the default codec through codecs/bundled/ (a symlink
+    that setuptools copies into the wheel); the full check builds a wheel (see docs/file_format.md)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hf_musiccodec"]
+    package = root / "src" / "hf_musiccodec"
+    found = {p.relative_to(package).as_posix() for pattern in patterns for p in package.glob(pattern)}
+    for name in ("config.json", "model.safetensors"):
+        assert f"codecs/bundled/musiccodec-24khz/{name}" in found
+    from hf_musiccodec.codecs import default_model_path
+
+    if "HF_MUSICCODEC_DEFAULT_CODEC" not in os.environ:
+        assert default_model_path() == package / "codecs" / "bundled" / "musiccodec-24khz"
+
+
+def test_demo_runs_in_blocks_and_segments(capsys, codecs, tmp_path, monkeypatch):
+    from hf_musiccodec.cli import demo
+
+    src = tmp_path / "clip.flac"
+    sf.write(src, 0.2 * np.random.default_rng(3).standard_normal((int(1.5 * 44_100), 2)), 44_100)
+    status, out, err = run(capsys, "demo", "--model", codecs[0], "--input", src, "--output", tmp_path / "o.wav",
+                           "--bandwidth", "3")
+    assert status == 0, err
+    whole = out.strip().splitlines()[-1].split()
+    monkeypatch.setattr(demo, "METRIC_SEGMENT_SECONDS", 0.4)  # several segments
+    status, out, err = run(capsys, "demo", "--model", codecs[0], "--input", src, "--output", tmp_path / "p.wav",
+                           "--bandwidth", "3")
+    assert status == 0, err
+    parts = out.strip().splitlines()[-1].split()
+    assert parts[:4] == whole[:4]  # kbps, bytes, real kbps, ratio
+    assert (tmp_path / "o.wav").read_bytes() == (tmp_path / "p.wav").read_bytes()
+    assert sf.info(tmp_path / "o.wav").frames == int(1.5 * SR)
+
+
+def test_transformers_encodec_folder_is_recorded(capsys, wav, tmp_path):
+    """A file made with --model path/to/encodec_24khz (transformers layout) decompresses without it."""
+    from hf_musiccodec.testing.parity import build_reference
+
+    folder = tmp_path / "encodec_24khz"
+    build_reference("encodec", num_filters=4, hidden_size=16, codebook_size=64, num_lstm_layers=1).save_pretrained(folder)
+    status, _, err = run(capsys, "compress", wav, tmp_path / "e.hfmc", "--model", folder, "--bandwidth", "1.5")
+    assert status == 0, err
+    status, out, _ = run(capsys, "info", tmp_path / "e.hfmc")
+    assert "codec:" in out and "encodec_24khz" in out and f"model source: {folder.resolve()}" in out
+    status, _, err = run(capsys, "decompress", tmp_path / "e.hfmc", tmp_path / "e.wav")
+    assert status == 0, err

@@ -1,6 +1,7 @@
 import os
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,7 +108,7 @@ def test_fingerprint_separates_config_and_weights(model):
 def test_fingerprint_cache_follows_in_place_updates():
     m = tiny_model()
     before = codec_fingerprint(m)
-    assert getattr(m, ff._CACHE_ATTR)[1] == before
+    assert getattr(m, ff._CACHE_ATTR)[1] == before[8:]  # the cached weights digest
     assert codec_fingerprint(m) == before
     with torch.no_grad():
         next(m.parameters()).add_(1.0)
@@ -271,3 +272,121 @@ def test_write_is_atomic_and_protects_inputs(compressed, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.hfmc", "out.hfmc"]
     write_compressed(target, compressed)
     assert read_compressed(target).model_name == "tiny"
+
+
+# --------------------------------------------------------------------------- identity across releases
+
+
+def test_identity_survives_a_new_config_option(model):
+    """A release that adds a config option with a backward-compatible default changes no fingerprint."""
+    from hf_musiccodec.codecs import MusicCodecConfig
+
+    class NewerConfig(MusicCodecConfig):
+        def __init__(self, new_option: int = 3, **kwargs):
+            super().__init__(**kwargs)
+            self.new_option = new_option
+
+    cfg = model.config
+    newer = NewerConfig.from_dict(cfg.to_dict())
+    assert newer.new_option == 3
+    for version in ff.SUPPORTED_VERSIONS:
+        assert ff.canonical_config_json(newer, version) == ff.canonical_config_json(cfg, version)
+    assert ff.canonical_config_json(NewerConfig.from_dict({**cfg.to_dict(), "new_option": 4})) != \
+        ff.canonical_config_json(cfg)
+    # Bookkeeping and training-only values do not count; architecture does.
+    changed = {**cfg.to_dict(), "transformers_version": "9.9", "_name_or_path": "/elsewhere", "dtype": "bfloat16",
+               "quantizer_dropout": 0.7, "commitment_weight": 3.0, "ema_decay": 0.5, "kmeans_iters": 99}
+    assert ff.canonical_config_json(type(cfg).from_dict(changed)) == ff.canonical_config_json(cfg)
+    assert ff.canonical_config_json(type(cfg).from_dict({**cfg.to_dict(), "kernel_size": 5})) != \
+        ff.canonical_config_json(cfg)
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+@pytest.mark.parametrize("name", ["bundled_v1", "bundled_v2", "tiny-encodec-24khz_v2", "tiny-encodec-48khz_v2"])
+def test_golden_files_decode_to_the_stored_audio(name):
+    """Files written by earlier releases decode, with their codec, to the audio they decoded to then."""
+    from hf_musiccodec.codecs import default_model_path
+
+    codec = name.rsplit("_", 1)[0]
+    folder = default_model_path() if codec == "bundled" else GOLDEN / codec
+    if not (Path(folder) / "config.json").is_file():
+        pytest.skip(f"no codec at {folder}")
+    model = MusicCodecModel.from_pretrained(folder).eval()
+    compressed = read_compressed(GOLDEN / f"{name}.hfmc", model=model)
+    assert compressed.version == int(name[-1])
+    if codec == "bundled" and compressed.version >= 2:
+        assert compressed.source == "hf_musiccodec:musiccodec-24khz"
+    audio = decode_waveform(model, compressed)[0].astype(np.float64)
+    expected = np.load(GOLDEN / f"{codec}_expected.npz")
+    np.testing.assert_allclose(audio[..., ::4], expected["strided"], atol=1e-5)
+    assert audio.sum() == pytest.approx(float(expected["sum"]), abs=1e-3)
+    assert np.square(audio).sum() == pytest.approx(float(expected["sum_sq"]), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- model source, metadata
+
+
+def test_source_is_recorded_and_resolved(model, tmp_path):
+    from hf_musiccodec.codecs import default_model_path
+
+    model.save_pretrained(tmp_path / "codec")
+    loaded = MusicCodecModel.from_pretrained(str(tmp_path / "codec" / ".." / "codec")).eval()
+    comp = CompressedAudio.from_bytes(encode_waveform(loaded, noise(1, 800)).to_bytes())
+    assert comp.source == str((tmp_path / "codec").resolve())
+    assert ff.resolve_model_source(comp.source) == tmp_path / "codec"
+    assert encode_waveform(model, noise(1, 800)).source == ""  # built in memory: nothing to record
+    assert ff.resolve_model_source(str(tmp_path / "gone")) is None
+    assert ff.resolve_model_source("nobody/no-such-codec") is None  # not in the local hub cache
+    assert ff.resolve_model_source("hf_musiccodec:no-such-codec") is None
+    if (default_model_path() / "config.json").is_file():
+        assert ff.resolve_model_source("hf_musiccodec:musiccodec-24khz") == default_model_path()
+
+
+def _with_metadata(comp, metadata: bytes) -> bytes:
+    """``comp`` serialised with ``metadata`` in place of its own, with a valid CRC."""
+    data = comp.to_bytes()[:-4]
+    at = ff._PREFIX.size + data[6] + ff._FIELDS.size
+    old = ff._META_LEN.unpack_from(data, at)[0]
+    data = data[:at] + ff._META_LEN.pack(len(metadata)) + metadata + data[at + 2 + old:]
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
+def test_metadata_ignores_unknown_keys_and_refuses_garbage(compressed):
+    comp = CompressedAudio(**{**compressed.__dict__, "source": "/some/codec"})
+    back = CompressedAudio.from_bytes(_with_metadata(comp, b'{"source":"/some/codec","later":[1,2]}'))
+    assert back.source == "/some/codec"
+    np.testing.assert_array_equal(back.audio_codes, comp.audio_codes)
+    for bad in (b"{", b"[1]", b'{"source":3}', b"\xff"):
+        with pytest.raises(CompressedFileError, match="corrupted header"):
+            CompressedAudio.from_bytes(_with_metadata(comp, bad))
+
+
+def test_version_1_files_are_written_and_read_without_source(compressed):
+    v1 = CompressedAudio(**{**compressed.__dict__, "version": 1})
+    back = CompressedAudio.from_bytes(v1.to_bytes())
+    assert back.version == 1 and back.source == ""
+    assert len(v1.to_bytes()) == len(compressed.to_bytes()) - 2  # no metadata length field
+    with pytest.raises(ValueError, match="version 1 has no model source"):
+        CompressedAudio(**{**v1.__dict__, "source": "x"}).to_bytes()
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+@pytest.mark.parametrize("preset", ["encodec_24khz", "dac_16khz", "encodec_48khz"])
+def test_block_encode_and_decode_equal_whole_file(preset):
+    m = tiny_model(preset)
+    cfg = m.config
+    audio = noise(cfg.audio_channels, int(cfg.sampling_rate * (2.2 if cfg.chunk_length else 0.4)) + 7)
+    whole = encode_waveform(m, audio)
+    cuts = [0, 5, 6, 700, 2000, audio.shape[-1]]
+    blocks = (audio[:, a:b] for a, b in zip(cuts, cuts[1:]))
+    streamed = ff.encode_audio_blocks(m, blocks, chunk_seconds=0.05)
+    assert streamed.to_bytes() == whole.to_bytes()
+    decoded = np.concatenate(list(ff.decode_audio_blocks(m, streamed, chunk_seconds=0.05)), axis=-1)
+    np.testing.assert_allclose(decoded, decode_waveform(m, whole), atol=1e-5)
+    assert decoded.shape == (1, cfg.audio_channels, audio.shape[-1])
+    with pytest.raises(ValueError, match="keep their"):
+        ff.encode_audio_blocks(m, [audio[:, :100], audio[:, :100].repeat(2, 0)])

@@ -340,3 +340,14 @@ def test_space_in_headless_chromium(tiny_model_dir, clip, tmp_path):
             proc.kill()
             proc.wait(timeout=15)
     print("e2e timings (s from server start): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+
+def test_process_in_segments_equals_one_segment(tiny_model_dir, clip, monkeypatch):
+    """Pictures and metrics of a long upload are built segment by segment (bounded memory)."""
+    whole = demo.process(str(clip), str(tiny_model_dir), 1.2)
+    monkeypatch.setattr(demo, "METRIC_SEGMENT_SECONDS", 0.5)
+    pieces = demo.process(str(clip), str(tiny_model_dir), 1.2)
+    assert Path(pieces.compressed_path).read_bytes() == Path(whole.compressed_path).read_bytes()
+    assert Path(pieces.reconstruction_path).read_bytes() == Path(whole.reconstruction_path).read_bytes()
+    assert pieces.original_spectrogram.size == whole.original_spectrogram.size
+    assert pieces.mel_distance == pytest.approx(whole.mel_distance, rel=0.2)

@@ -11,7 +11,7 @@ import math
 import os
 import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Union
 
@@ -126,7 +126,10 @@ def rms_db(x) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def is_silent(x, threshold_db: float = -60.0) -> bool:
+SILENCE_DB = -60.0  # RMS level (dBFS) below which audio counts as silent
+
+
+def is_silent(x, threshold_db: float = SILENCE_DB) -> bool:
     """True when the RMS level is below ``threshold_db`` dBFS."""
     return rms_db(x) < threshold_db
 
@@ -229,15 +232,8 @@ def load_audio(
     declared = info.frames
     start = max(0, int(round(offset * info.samplerate)))
     stop = declared if duration is None else min(declared, start + int(round(duration * info.samplerate)))
-    try:
-        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
-    wanted = max(0, stop - start)
-    if _is_truncated(path, info, len(data), wanted):
-        raise AudioError(f"{path}: truncated file (decoded {len(data)} of {wanted} frames)")
-    audio = np.ascontiguousarray(data.T)
-    validate_waveform(audio, name=str(path))
+    sr = info.samplerate
+    audio = np.concatenate(list(_blocks(path, info, None, None, max(1, stop - start), start, stop)), axis=1)
     if min_duration is not None and audio.shape[-1] / sr < min_duration:
         raise AudioError(f"{path}: too short ({audio.shape[-1] / sr:.3f} s < {min_duration} s)")
     if channels is not None:
@@ -252,36 +248,107 @@ def load_audio(
     return audio.astype(np.float32, copy=False), int(sr)
 
 
-def file_levels(path: PathLike, blocksize: int = 1 << 17) -> dict:
+BLOCK_FRAMES = 1 << 17  # frames per block of the streaming readers (about 3 s at 44.1 kHz)
+
+
+def file_levels(path: PathLike, blocksize: int = BLOCK_FRAMES) -> dict:
     """Decode a whole file block by block (bounded memory) and return its levels.
 
     Returns ``{"frames", "peak_db", "rms_db"}``; rms is summed over channels as in
     :func:`rms_db`. Decoding everything also proves the file is not corrupt.
     """
     path = Path(path)
-    info = audio_info(path)
     frames, peak, power = 0, 0.0, 0.0
-    try:
-        for block in sf.blocks(str(path), blocksize=blocksize, dtype="float32", always_2d=True):
-            if not np.isfinite(block).all():
-                raise AudioError(f"{path}: NaN or infinite samples")
-            frames += len(block)
-            peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
-            power += float(np.sum(block.astype(np.float64) ** 2))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        if isinstance(e, AudioError):
-            raise
-        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
-    if frames == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    if _is_truncated(path, info, frames, info.frames):
-        raise AudioError(f"{path}: truncated file (decoded {frames} of {info.frames} frames)")
+    for block in _blocks(path, audio_info(path), None, None, blocksize):
+        frames += block.shape[-1]
+        peak = max(peak, float(np.max(np.abs(block))))
+        power += float(np.sum(block.astype(np.float64) ** 2))
     mean_power = power / frames
     return {
         "frames": frames,
         "peak_db": 20 * math.log10(peak) if peak > 0 else -math.inf,
         "rms_db": 10 * math.log10(mean_power) if mean_power > 0 else -math.inf,
     }
+
+
+def read_audio_blocks(
+    path: PathLike,
+    sampling_rate: int | None = None,
+    channels: int | None = None,
+    *,
+    blocksize: int = BLOCK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """Read an audio file as consecutive float32 ``(channels, n)`` blocks, in bounded memory.
+
+    The same audio as :func:`load_audio` with the same arguments, block by block: channels are
+    matched per block and the rate converted with a streaming soxr resampler (bit-identical to
+    one-shot ``soxr.resample``). The file is opened and the channel conversion checked now, so a
+    missing or unreadable file fails here; decoding errors (corrupt or truncated data, NaN, an
+    empty file) are raised as :class:`AudioError` while iterating, the truncation check after the
+    last block.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    if channels is not None:
+        try:
+            match_channels(np.zeros((info.channels, 0), dtype=np.float32), channels)
+        except AudioError as e:
+            raise AudioError(f"{path}: {e}") from e
+    if sampling_rate is not None and sampling_rate <= 0:
+        raise AudioError(f"sampling rates must be positive, got {sampling_rate}")
+    return _blocks(path, info, sampling_rate, channels, blocksize)
+
+
+def _blocks(path: Path, info, sampling_rate, channels, blocksize, start: int = 0,
+            stop: int | None = None) -> Iterator[np.ndarray]:
+    """Frames [start, stop) of the file as checked float32 (channels, n) blocks; see read_audio_blocks."""
+    out_channels = channels or info.channels
+    resampler = None
+    if sampling_rate is not None and sampling_rate != info.samplerate:
+        resampler = soxr.ResampleStream(info.samplerate, sampling_rate, out_channels, dtype="float32", quality="HQ")
+    wanted = max(0, (info.frames if stop is None else stop) - start)
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if start:
+                f.seek(start)
+            while frames < wanted or stop is None:
+                data = f.read(blocksize if stop is None else min(blocksize, wanted - frames), dtype="float32",
+                              always_2d=True)
+                if not len(data):
+                    break
+                validate_waveform(data.T, name=str(path))
+                frames += len(data)
+                block = match_channels(data.T, out_channels)
+                if resampler is not None:
+                    block = resampler.resample_chunk(np.ascontiguousarray(block.T)).T
+                yield np.ascontiguousarray(block, dtype=np.float32)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
+    if frames == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if _is_truncated(path, info, frames, wanted):
+        raise AudioError(f"{path}: truncated file (decoded {frames} of {wanted} frames)")
+    if resampler is not None:
+        yield np.ascontiguousarray(resampler.resample_chunk(np.zeros((0, out_channels), np.float32), last=True).T)
+
+
+def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive ``(..., n)`` blocks regrouped into blocks of exactly ``size`` samples (the last
+    one shorter), so that two streams of the same audio cut differently can be compared."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for block in blocks:
+        pending.append(block)
+        held += block.shape[-1]
+        while held >= size:
+            joined = np.concatenate(pending, axis=-1) if len(pending) > 1 else pending[0]
+            yield joined[..., :size]
+            pending, held = [joined[..., size:]], held - size
+    if held:
+        yield np.concatenate(pending, axis=-1)
 
 
 def _check_file(path: Path) -> None:
@@ -344,6 +411,24 @@ def save_audio(
     ``subtype`` falls back to the container's default when it does not fit (e.g. OGG).
     ``protect``: path(s) that must not be overwritten (typically the input file).
     """
+    arr = _to_numpy(audio)
+    if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one
+        arr = arr[0]
+    arr = _as_2d(validate_waveform(arr.astype(np.float32, copy=False), name=f"audio for {path}"))
+    return write_audio_blocks(path, [arr], sampling_rate, subtype, protect=protect)
+
+
+def write_audio_blocks(
+    path: PathLike,
+    blocks: Iterable,
+    sampling_rate: int,
+    subtype: str | None = "PCM_16",
+    *,
+    protect: PathLike | Iterable[PathLike] | None = None,
+) -> Path:
+    """:func:`save_audio` for audio given as consecutive ``(channels, n)`` blocks (numpy or torch),
+    written as they come: memory holds one block. Same atomicity, clipping and formats; the
+    channel count is the first block's."""
     path = Path(path)
     fmt, lossy_subtype = _FORMATS.get(path.suffix.lower(), (None, None))
     if fmt is None:
@@ -351,25 +436,41 @@ def save_audio(
     protected = protected_by(path, protect)
     if protected is not None:
         raise AudioError(f"{path}: refusing to overwrite protected file {protected}")
-    arr = _to_numpy(audio)
-    if arr.ndim == 3 and arr.shape[0] == 1:  # a batch of one
-        arr = arr[0]
-    arr = validate_waveform(arr.astype(np.float32, copy=False), name=f"audio for {path}")
-    arr = _as_2d(arr)
-    if arr.shape[0] > 32:
-        raise AudioError(f"{path}: {arr.shape[0]} channels; expected (channels, samples), not (samples, channels)?")
-    clipped = int(np.count_nonzero(np.abs(arr) > 1.0))
-    if clipped:
-        warnings.warn(f"{path}: clipped {clipped} samples outside [-1, 1]", stacklevel=2)
-        arr = np.clip(arr, -1.0, 1.0)
     if subtype is None or not sf.check_format(fmt, subtype):
         subtype = lossy_subtype or sf.default_subtype(fmt)
+    clipped = 0
+
+    def write(f) -> None:
+        nonlocal clipped
+        out = None
+        try:
+            for block in blocks:
+                arr = _as_2d(validate_waveform(_to_numpy(block).astype(np.float32, copy=False),
+                                               name=f"audio for {path}", allow_empty=True))
+                if arr.shape[0] > 32:
+                    raise AudioError(f"{path}: {arr.shape[0]} channels; expected (channels, samples), not (samples, channels)?")
+                if out is None:
+                    out = sf.SoundFile(f, "w", samplerate=sampling_rate, channels=arr.shape[0], subtype=subtype,
+                                       format=fmt)
+                elif arr.shape[0] != out.channels:
+                    raise AudioError(f"{path}: a block of {arr.shape[0]} channels after blocks of {out.channels}")
+                over = int(np.count_nonzero(np.abs(arr) > 1.0))
+                if over:
+                    clipped += over
+                    arr = np.clip(arr, -1.0, 1.0)
+                out.write(arr.T)
+            if out is None:
+                raise AudioError(f"{path}: no audio to write")
+        finally:
+            if out is not None:
+                out.close()
+
     try:
-        atomic_write(path, lambda f: sf.write(f, arr.T, sampling_rate, subtype=subtype, format=fmt))
+        atomic_write(path, write)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         if isinstance(e, AudioError):
             raise
         raise AudioError(f"{path}: could not write audio ({_short(e)})") from e
+    if clipped:
+        warnings.warn(f"{path}: clipped {clipped} samples outside [-1, 1]", stacklevel=2)
     return path
-
-

@@ -49,10 +49,13 @@ def add_codec_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "decompress", help="decode a .hfmc file back to audio",
         description="Decode a compressed file to audio at the codec's sampling rate. The codec must "
-                    "be the one that made the file (checked by its fingerprint).")
+                    "be the one that made the file (checked by its fingerprint); without --model, the "
+                    "model the file records is used.")
     p.add_argument("input", metavar="INPUT", help="compressed file made by 'compress'")
     p.add_argument("output", metavar="OUTPUT", help="audio file to write (.wav, .flac, .ogg, ...)")
-    p.add_argument("--model", metavar="PATH", help=model_help)
+    p.add_argument("--model", metavar="PATH",
+                   help="codec folder; default: the model the file was made with (recorded in it), else the "
+                        "package's default codec")
     p.set_defaults(handler=cmd_decompress)
 
     p = subparsers.add_parser(
@@ -114,6 +117,8 @@ def load_codec(model: str | None):
             codec = MusicCodecModel.from_pretrained(str(path), local_files_only=True)
         except Exception as e:  # broken config/weights raise many types: report them as one line
             raise CommandError(f"{path}: cannot load the codec ({one_line(e, 300)})") from e
+    if not codec.name_or_path:  # transformers EnCodec/DAC folders are converted on loading and forget it
+        codec.name_or_path = codec.config.name_or_path = str(path)
     return codec.eval()
 
 
@@ -121,8 +126,8 @@ def load_codec(model: str | None):
 
 
 def cmd_compress(args) -> int:
-    from ..audio.io import load_audio, match_channels, resample
-    from ..codecs.file_format import encode_waveform, write_compressed
+    from ..audio.io import audio_info, read_audio_blocks
+    from ..codecs.file_format import encode_audio_blocks, write_compressed
 
     source, target = Path(args.input), Path(args.output)
     refuse_same(source, target)
@@ -131,14 +136,14 @@ def cmd_compress(args) -> int:
     if cfg.quantizer_type == "none":
         raise CommandError("this codec has no quantizer (a plain autoencoder): it cannot compress")
     codec.num_quantizers_for_bandwidth(args.bandwidth)  # an unsupported bandwidth fails before decoding
-    audio, sr = load_audio(source)
-    if audio.shape[0] != cfg.audio_channels:
-        warn(f"{source}: converting {audio.shape[0]} channel(s) to the codec's {cfg.audio_channels}")
-        audio = match_channels(audio, cfg.audio_channels)
-    if sr != cfg.sampling_rate:
-        warn(f"{source}: resampling from {sr} Hz to the codec's {cfg.sampling_rate} Hz")
-        audio = resample(audio, sr, cfg.sampling_rate)
-    compressed = encode_waveform(codec, audio, args.bandwidth)
+    info = audio_info(source)
+    if info.channels != cfg.audio_channels:
+        warn(f"{source}: converting {info.channels} channel(s) to the codec's {cfg.audio_channels}")
+    if info.samplerate != cfg.sampling_rate:
+        warn(f"{source}: resampling from {info.samplerate} Hz to the codec's {cfg.sampling_rate} Hz")
+    # Read, resample and encode block by block: memory holds the codes, not the audio.
+    blocks = read_audio_blocks(source, cfg.sampling_rate, cfg.audio_channels)
+    compressed = encode_audio_blocks(codec, blocks, args.bandwidth)
     write_compressed(target, compressed, protect=[source])
     size = target.stat().st_size
     print(f"{target}: {compressed.duration:.2f} s, codec '{compressed.model_name}' at "
@@ -146,9 +151,23 @@ def cmd_compress(args) -> int:
     return 0
 
 
+def model_for_file(compressed, path: Path) -> str | None:
+    """The model to decode ``compressed`` with when none is given: the one the file records, or
+    the default codec for files that record none (format version 1)."""
+    from ..codecs.file_format import resolve_model_source
+
+    if not compressed.source:
+        return None
+    folder = resolve_model_source(compressed.source)
+    if folder is None:
+        raise CommandError(f"{path}: made with codec '{compressed.model_name}' from {compressed.source}, which is "
+                           f"not found here: pass --model PATH (that codec's folder)")
+    return str(folder)
+
+
 def cmd_decompress(args) -> int:
-    from ..audio.io import AUDIO_EXTENSIONS, save_audio
-    from ..codecs.file_format import decode_waveform, read_compressed
+    from ..audio.io import AUDIO_EXTENSIONS, write_audio_blocks
+    from ..codecs.file_format import decode_audio_blocks, read_compressed
 
     source, target = Path(args.input), Path(args.output)
     refuse_same(source, target)
@@ -158,9 +177,9 @@ def cmd_decompress(args) -> int:
     if compressed.batch_size != 1:
         raise CommandError(f"{source}: holds a batch of {compressed.batch_size} signals; "
                            "decode it with hf_musiccodec.codecs.file_format.decode_waveform")
-    codec = load_codec(args.model)
-    audio = decode_waveform(codec, compressed, source=str(source))
-    save_audio(target, audio[0], compressed.sampling_rate, protect=[source])
+    codec = load_codec(args.model if args.model is not None else model_for_file(compressed, source))
+    blocks = decode_audio_blocks(codec, compressed, source=str(source))  # checks the fingerprint first
+    write_audio_blocks(target, (block[0] for block in blocks), compressed.sampling_rate, protect=[source])
     print(f"{target}: {compressed.duration:.2f} s, {compressed.audio_channels} channel(s) at "
           f"{compressed.sampling_rate} Hz, decoded with codec '{compressed.model_name}'")
     return 0
@@ -173,6 +192,7 @@ def info_fields(compressed, path: Path, size: int) -> dict:
         "file_bytes": size,
         "format_version": compressed.version,
         "codec": compressed.model_name,
+        "source": compressed.source,
         "fingerprint": fp.hex(),
         "config_digest": fp[:8].hex(),
         "weights_digest": fp[8:].hex(),
@@ -202,6 +222,8 @@ def cmd_info(args) -> int:
     lines = [
         ("file", f"{path} ({fields['file_bytes']} bytes, format version {fields['format_version']})"),
         ("codec", fields["codec"] or "(unnamed)"),
+        ("model source", fields["source"] or ("(not recorded)" if compressed.version >= 2 else
+                                              "(not recorded: format version 1)")),
         ("fingerprint", f"{fields['config_digest']} {fields['weights_digest']} (config, weights)"),
         ("sample rate", f"{fields['sampling_rate']} Hz"),
         ("channels", str(fields["channels"])),

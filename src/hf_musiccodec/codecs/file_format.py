@@ -2,14 +2,16 @@
 
 A file stores the discrete codes one :class:`~hf_musiccodec.codecs.MusicCodecModel` produced
 for a waveform, bit-packed at ``ceil(log2(codebook_size))`` bits per code, behind a small
-header that identifies the codec exactly (so a file is never decoded by a different model)
-and followed by a CRC32 (so corruption is detected rather than decoded into noise).
+header that identifies the codec exactly (so a file is never decoded by a different model) and
+records where the model came from, followed by a CRC32 (so corruption is detected rather than
+decoded into noise).
 
-Format, version 1 (all integers little-endian; offsets in bytes; ``N`` = name length)::
+Format, version 2 (all integers little-endian; offsets in bytes; ``N`` = name length, ``M`` =
+metadata length)::
 
     offset   size  type       field
     0        4     bytes      magic b"HFMC"
-    4        1     uint8      format version (1)
+    4        1     uint8      format version (2; readers accept 1 too)
     5        1     uint8      flags: bit 0 = scales present; the other bits must be 0
     6        1     uint8      N, length of the codec name (0..32)
     7        N     utf-8      codec name (display only; e.g. the model folder's name)
@@ -25,7 +27,9 @@ Format, version 1 (all integers little-endian; offsets in bytes; ``N`` = name le
     43+N     2     uint16     number of quantizers (codebooks) Q
     45+N     4     uint32     frames per chunk F
     49+N     4     uint32     last_frame_pad_length P (0 <= P < F): padding frames of the last chunk
-    53+N     4*C*B float32    scales, only if flag bit 0: for chunk 0..C-1, for item 0..B-1
+    53+N     2     uint16     M (version 2; absent in version 1)
+    55+N     M     utf-8      metadata: empty or a JSON object, {"source": ...} (version 2)
+    ...      4*C*B float32    scales, only if flag bit 0: for chunk 0..C-1, for item 0..B-1
     ...      K     bytes      codes, K = ceil(B*Q*(C*F - P) * b / 8)
     end-4    4     uint32     CRC32 (zlib.crc32) of every byte before it
 
@@ -34,26 +38,26 @@ The last chunk's ``P`` padding frames are not stored (they are restored as zeros
 so chunked codecs do not pay for padding. Each code is written most-significant bit first as
 ``b`` bits, codes are concatenated without gaps, and the final byte is zero-padded.
 
-The fixed overhead is ``57 + N`` bytes: for 10 s at 1.5 kbps (1875 bytes of codes) and a
-13-byte name that is 70 bytes, 3.7 %. Sample counts are uint32: up to 24.8 h at 48 kHz.
+The fixed overhead is ``59 + N + M`` bytes. Sample counts are uint32: up to 24.8 h at 48 kHz.
 
 Reading checks, in order: empty file, magic, version, header sanity and length (truncation),
-CRC32, and (when a model is given) the codec fingerprint. Every failure raises
+CRC32, metadata, and (when a model is given) the codec fingerprint. Every failure raises
 :class:`CompressedFileError` with a one-line message.
 
-The fingerprint's config half hashes the JSON of the config's constructor arguments (sorted keys,
-compact separators, plus ``model_type``), so the file does not depend on where the model was
-loaded from or the transformers version. The weights half hashes, for each state_dict entry in
-sorted key order, its name, dtype, shape and raw (little-endian) bytes. A copy of the same
-model in another dtype therefore has another fingerprint.
+The fingerprint's config half hashes only what decides the decoded audio (see
+:func:`canonical_config_json`), so a file outlives releases that add config options; the
+weights half hashes, for each state_dict entry in sorted key order, its name, dtype, shape and
+raw (little-endian) bytes. ``metadata["source"]`` (:func:`model_source`) lets ``decompress``
+find the model without being told. Compatibility policy: ``docs/file_format.md``.
 
-:func:`encode_waveform` is the single place that turns a waveform into codes for a file: a
-streaming / chunked long-file encoder can replace the ``model.encode`` call inside it without
-changing anything else, as long as it returns codes, scales and the last chunk's padding.
+:func:`encode_audio_blocks` and :func:`decode_audio_blocks` are the places that turn audio into
+codes and back, block by block in bounded memory (``long_audio.encode_blocks`` /
+``decode_blocks``); :func:`encode_waveform` / :func:`decode_waveform` are their whole-array forms.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -69,20 +73,41 @@ from typing import Union
 import numpy as np
 
 from ..utils.files import atomic_write, protected_by
+from .long_audio import DEFAULT_CHUNK_SECONDS, decode_blocks, encode_blocks
 
 PathLike = Union[str, os.PathLike]
 
 MAGIC = b"HFMC"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # readers accept every earlier version
 FINGERPRINT_SIZE = 16
 MAX_NAME_BYTES = 32
 FLAG_SCALES = 0x01
+BUNDLED_PREFIX = "hf_musiccodec:"  # a model source naming a codec bundled with the package
 
 _PREFIX = struct.Struct("<4sBBB")  # magic, version, flags, name length
 _FIELDS = struct.Struct("<16sIBIfBHIHII")
+_META_LEN = struct.Struct("<H")  # version 2: length of the metadata JSON that follows the fields
 _CRC = struct.Struct("<I")
-HEADER_OVERHEAD = _PREFIX.size + _FIELDS.size + _CRC.size  # + name length (+ scales)
+HEADER_OVERHEAD = _PREFIX.size + _FIELDS.size + _META_LEN.size + _CRC.size  # + name, metadata (+ scales)
+
+# The constructor options of MusicCodecConfig when format version 1 was defined: version-1
+# fingerprints hash exactly these, so version-1 files stay readable after the config gains options.
+_V1_OPTIONS = (
+    "architecture", "sampling_rate", "audio_channels", "hidden_size", "num_filters", "upsampling_ratios",
+    "num_residual_layers", "kernel_size", "last_kernel_size", "residual_kernel_size", "dilation_growth_rate",
+    "compress", "num_lstm_layers", "use_causal_conv", "pad_mode", "norm_type", "trim_right_ratio",
+    "use_conv_shortcut", "final_activation", "decoder_hidden_size", "encoder_type", "encoder_hidden_size",
+    "encoder_num_layers", "decoder_type", "decoder_num_layers", "istft_n_fft", "quantizer_type",
+    "num_quantizers", "codebook_size", "codebook_dim", "target_bandwidths", "quantizer_dropout", "use_ema",
+    "ema_decay", "kmeans_init", "kmeans_iters", "threshold_ema_dead_code", "commitment_weight",
+    "codebook_weight", "normalize", "chunk_length_s", "overlap", "pad_to_hop",
+)
+# Training-only options: they change how a codec learns, never what its weights decode to.
+_TRAINING_OPTIONS = frozenset({
+    "quantizer_dropout", "ema_decay", "kmeans_init", "kmeans_iters", "threshold_ema_dead_code",
+    "commitment_weight", "codebook_weight",
+})
 
 _CACHE_ATTR = "_hf_musiccodec_fingerprint_cache"
 _PACK_BLOCK = 1 << 20  # codes per vectorised block (a multiple of 8 keeps blocks byte-aligned)
@@ -115,6 +140,7 @@ class CompressedAudio:
     audio_scales: list | None = None
     last_frame_pad_length: int = 0
     version: int = FORMAT_VERSION
+    source: str = ""  # where the model was loaded from (folder, hub id or BUNDLED_PREFIX + name); version 2
 
     @property
     def num_chunks(self) -> int:
@@ -172,15 +198,23 @@ class CompressedAudio:
         _check_range("frames", frames, 1, 2**32 - 1)
         if not (math.isfinite(self.bandwidth) and self.bandwidth > 0):
             raise ValueError(f"bandwidth must be a positive number, got {self.bandwidth}")
+        if self.version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"cannot write format version {self.version} (known: {SUPPORTED_VERSIONS})")
         name = _encode_name(self.model_name)
         flags = FLAG_SCALES if self.audio_scales is not None else 0
         parts = [
-            _PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(name)),
+            _PREFIX.pack(MAGIC, self.version, flags, len(name)),
             name,
             _FIELDS.pack(bytes(self.fingerprint), int(self.sampling_rate), int(self.audio_channels),
                          int(self.num_samples), float(self.bandwidth), int(self.bits), batch, chunks,
                          quantizers, frames, pad),
         ]
+        # The version is kept (not upgraded) because the fingerprint's meaning depends on it.
+        if self.version >= 2:
+            metadata = _encode_metadata({"source": self.source} if self.source else {})
+            parts += [_META_LEN.pack(len(metadata)), metadata]
+        elif self.source:
+            raise ValueError("format version 1 has no model source field")
         if self.audio_scales is not None:
             if len(self.audio_scales) != chunks or any(s is None for s in self.audio_scales):
                 raise ValueError(f"expected one scale array per chunk ({chunks}), got {len(self.audio_scales)}")
@@ -211,11 +245,15 @@ class CompressedAudio:
             raise CompressedFileError(
                 f"{source}: unsupported format version {version} (this hf-musiccodec reads version "
                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}); it was written by another release")
-        header_end = _PREFIX.size + name_len + _FIELDS.size
+        fields_end = _PREFIX.size + name_len + _FIELDS.size
+        header_end = fields_end + (_META_LEN.size if version >= 2 else 0)
         if size < header_end + _CRC.size:
             raise CompressedFileError(f"{source}: truncated file ({size} bytes, shorter than the header)")
         (fingerprint, sampling_rate, channels, num_samples, bandwidth, bits, batch, chunks,
          quantizers, frames, pad) = _FIELDS.unpack_from(data, _PREFIX.size + name_len)
+        metadata_start = header_end
+        if version >= 2:
+            header_end += _META_LEN.unpack_from(data, fields_end)[0]
         problem = _header_problem(flags, name_len, sampling_rate, channels, num_samples, bandwidth, bits,
                                   batch, chunks, quantizers, frames, pad)
         if problem:
@@ -238,6 +276,10 @@ class CompressedAudio:
         if stored_crc != actual_crc:
             raise CompressedFileError(
                 f"{source}: corrupted file (checksum mismatch: stored CRC32 {stored_crc:08x}, computed {actual_crc:08x})")
+        try:
+            metadata = _decode_metadata(data[metadata_start:header_end])
+        except ValueError as e:
+            raise CompressedFileError(f"{source}: corrupted header ({e})") from None
         scales = None
         offset = header_end
         if num_scales:
@@ -252,7 +294,8 @@ class CompressedAudio:
         return cls(model_name=name, fingerprint=bytes(fingerprint), sampling_rate=int(sampling_rate),
                    audio_channels=int(channels), num_samples=int(num_samples),
                    bandwidth=float(f"{bandwidth:.6g}"), bits=int(bits), audio_codes=codes,
-                   audio_scales=scales, last_frame_pad_length=int(pad), version=int(version))
+                   audio_scales=scales, last_frame_pad_length=int(pad), version=int(version),
+                   source=metadata.get("source", ""))
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -278,6 +321,27 @@ def _header_problem(flags, name_len, sampling_rate, channels, num_samples, bandw
     if pad >= frames:
         return f"last_frame_pad_length {pad} >= frames {frames}"
     return None
+
+
+def _encode_metadata(metadata: dict) -> bytes:
+    raw = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if metadata else b""
+    if len(raw) >= 1 << 16:
+        raise ValueError(f"header metadata of {len(raw)} bytes does not fit the file format (max 65535)")
+    return raw
+
+
+def _decode_metadata(raw: bytes) -> dict:
+    """The version-2 metadata: empty, or a JSON object whose unknown keys are ignored (so later
+    releases may add keys without a version bump)."""
+    if not raw:
+        return {}
+    try:
+        metadata = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("metadata is not UTF-8 JSON") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("source", ""), str):
+        raise ValueError("metadata is not a JSON object with a string 'source'")
+    return metadata
 
 
 def _encode_name(name: str) -> bytes:
@@ -349,14 +413,45 @@ def unpack_codes(data, bits: int, count: int) -> np.ndarray:
 # --------------------------------------------------------------------------- codec identity
 
 
-def canonical_config_json(config) -> str:
-    """The config's constructor arguments (and ``model_type``) as sorted, compact JSON."""
+def canonical_config_json(config, version: int = FORMAT_VERSION) -> str:
+    """The part of a config that decides the decoded audio, as sorted, compact JSON.
+
+    Version 2: every constructor option of the config's class except the training-only ones
+    (loss weights, quantizer dropout, EMA / k-means settings), plus ``model_type``, with their
+    effective values. An option unknown to version 2 (added to the class later) counts only when
+    its value differs from its constructor default, so adding an option whose default keeps the
+    old behaviour leaves every fingerprint unchanged. Bookkeeping (``_name_or_path``,
+    ``transformers_version``, ``dtype``, ...) is not a constructor option and never counts.
+    Version 1: the options of :data:`_V1_OPTIONS`, as version-1 files were written.
+    """
     values = config.to_dict()
-    params = inspect.signature(type(config).__init__).parameters
-    names = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    canonical = {n: values[n] for n in names if n in values}
+    if version == 1:
+        canonical = {n: values[n] for n in _V1_OPTIONS if n in values}
+    else:
+        canonical = {n: values[n] for n, default in _constructor_defaults(type(config)).items()
+                     if n in values and n not in _TRAINING_OPTIONS
+                     and (n in _V1_OPTIONS or _json_value(values[n]) != _json_value(default))}
     canonical["model_type"] = values.get("model_type", getattr(config, "model_type", ""))
     return json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _constructor_defaults(cls) -> dict:
+    """``{option: default}`` of the config class's constructor and its parents' below
+    ``PretrainedConfig`` (whose own arguments are bookkeeping), the most derived class first."""
+    from transformers import PretrainedConfig
+
+    defaults = {}
+    for klass in cls.__mro__:
+        if klass is PretrainedConfig or not issubclass(klass, PretrainedConfig):
+            break
+        for n, p in inspect.signature(klass.__init__).parameters.items():
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                defaults.setdefault(n, p.default)
+    return defaults
+
+
+def _json_value(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 def _weights_digest(state: dict) -> bytes:
@@ -370,32 +465,31 @@ def _weights_digest(state: dict) -> bytes:
     return h.digest()
 
 
-def _cache_key(config_json: str, state: dict):
+def _cache_key(state: dict):
     try:
-        return config_json, tuple((k, t.data_ptr(), t._version, str(t.dtype), tuple(t.shape))
-                                  for k, t in sorted(state.items()))
+        return tuple((k, t.data_ptr(), t._version, str(t.dtype), tuple(t.shape)) for k, t in sorted(state.items()))
     except RuntimeError:  # inference-mode tensors have no version counter: do not cache
         return None
 
 
-def codec_fingerprint(model) -> bytes:
-    """16 bytes identifying a codec: SHA-256 of its canonical config JSON (first 8 bytes) and of
-    its weights (next 8 bytes).
+def codec_fingerprint(model, version: int = FORMAT_VERSION) -> bytes:
+    """16 bytes identifying a codec: SHA-256 of its canonical config JSON for format ``version``
+    (first 8 bytes) and of its weights (next 8 bytes).
 
-    The result is cached on the model and recomputed when any tensor of its state_dict is
-    replaced or modified in place (tracked by the tensors' version counters).
+    The weights digest is cached on the model and recomputed when any tensor of its state_dict
+    is replaced or modified in place (tracked by the tensors' version counters).
     """
-    config_json = canonical_config_json(model.config)
+    config_digest = hashlib.sha256(canonical_config_json(model.config, version).encode("utf-8")).digest()
     state = model.state_dict()
-    key = _cache_key(config_json, state)
+    key = _cache_key(state)
     cached = getattr(model, _CACHE_ATTR, None)
     if key is not None and cached is not None and cached[0] == key:
-        return cached[1]
-    config_digest = hashlib.sha256(config_json.encode("utf-8")).digest()
-    fingerprint = config_digest[:8] + _weights_digest(state)[:8]
-    if key is not None:
-        object.__setattr__(model, _CACHE_ATTR, (key, fingerprint))
-    return fingerprint
+        weights = cached[1]
+    else:
+        weights = _weights_digest(state)[:8]
+        if key is not None:
+            object.__setattr__(model, _CACHE_ATTR, (key, weights))
+    return config_digest[:8] + weights
 
 
 def codec_name(model) -> str:
@@ -405,15 +499,57 @@ def codec_name(model) -> str:
     return name or str(getattr(model.config, "model_type", "codec"))
 
 
+def model_source(model) -> str:
+    """Where ``model`` was loaded from, for a file to record: ``hf_musiccodec:<name>`` for the
+    package's default codec (valid wherever the package is installed), the absolute folder of a
+    local model, the hub id of a hub model, or "" for a model built in memory."""
+    from . import DEFAULT_CODEC, default_model_path
+
+    path = str(getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "") or "")
+    if not path:
+        return ""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return path
+    folder = folder.resolve()
+    if folder == Path(default_model_path()).resolve():
+        return BUNDLED_PREFIX + DEFAULT_CODEC
+    return str(folder)
+
+
+def resolve_model_source(source: str) -> Path | None:
+    """The local folder of a recorded :func:`model_source`, or ``None`` when it is not here
+    (a moved folder, a hub model missing from the local cache, an unknown bundled name)."""
+    from . import DEFAULT_CODEC, default_model_path
+
+    if not source:
+        return None
+    if source.startswith(BUNDLED_PREFIX):
+        folder = Path(default_model_path()) if source[len(BUNDLED_PREFIX):] == DEFAULT_CODEC else None
+    elif Path(source).is_dir():
+        folder = Path(source)
+    else:
+        try:  # a hub id: only the local cache counts (no downloads at run time)
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(source, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not a valid id, or not cached: either way not here
+            folder = None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
 def check_codec(compressed: CompressedAudio, model, source: str = "<bytes>", name: str | None = None) -> None:
     """Raise :class:`CompressedFileError` unless ``model`` is the codec that made ``compressed``."""
-    expected, actual = compressed.fingerprint, codec_fingerprint(model)
+    expected, actual = compressed.fingerprint, codec_fingerprint(model, compressed.version)
     if expected != actual:
         name = name or codec_name(model)
-        detail = "same configuration, different weights" if expected[:8] == actual[:8] else "different configuration"
+        same_config, same_weights = expected[:8] == actual[:8], expected[8:] == actual[8:]
+        detail = ("same configuration, different weights" if same_config else
+                  "different configuration, same weights" if same_weights else "different configuration and weights")
+        origin = f" from {compressed.source}" if compressed.source else ""
         raise CompressedFileError(
-            f"{source}: made by codec '{compressed.model_name}' ({expected.hex()}), not by the loaded codec "
-            f"'{name}' ({actual.hex()}; {detail}): decode it with '{compressed.model_name}'")
+            f"{source}: made by codec '{compressed.model_name}'{origin}, not by the loaded codec '{name}' "
+            f"({detail}; file {expected.hex()}, loaded {actual.hex()}): decode it with the model that made it")
     cfg = model.config
     if (compressed.sampling_rate, compressed.audio_channels, compressed.bits) != (
             cfg.sampling_rate, cfg.audio_channels, cfg.bits_per_codebook) or compressed.num_quantizers > cfg.num_quantizers:
@@ -423,12 +559,15 @@ def check_codec(compressed: CompressedAudio, model, source: str = "<bytes>", nam
 # --------------------------------------------------------------------------- model <-> file
 
 
-def encode_waveform(model, audio, bandwidth: float | None = None, *, name: str | None = None) -> CompressedAudio:
-    """Encode ``audio`` — ``(samples,)``, ``(channels, samples)`` or ``(batch, channels, samples)``
-    at the model's sampling rate — into a :class:`CompressedAudio`.
+def encode_audio_blocks(model, blocks: Iterable, bandwidth: float | None = None, *, name: str | None = None,
+                        source: str | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> CompressedAudio:
+    """Encode audio given as consecutive blocks — each ``(samples,)``, ``(channels, samples)`` or
+    ``(batch, channels, samples)`` at the model's sampling rate — into a :class:`CompressedAudio`,
+    holding only about ``chunk_seconds`` of audio at a time (the codes are held: they are small).
 
     ``bandwidth`` (kbps) must be one of ``model.config.target_bandwidths``; ``None`` = highest.
-    This is the one place that calls the encoder: swap in a chunked / streaming encoder here.
+    ``name`` / ``source``: the codec name and model source to record (default: from the model).
+    Same codes as ``model.encode`` of the whole signal (see ``long_audio.encode_blocks``).
     """
     import torch
 
@@ -437,18 +576,26 @@ def encode_waveform(model, audio, bandwidth: float | None = None, *, name: str |
         raise ValueError("this codec has no quantizer (a plain autoencoder): it cannot compress to codes")
     model.num_quantizers_for_bandwidth(bandwidth)  # validates the bandwidth with a helpful message
     used_bandwidth = float(max(cfg.target_bandwidths) if bandwidth is None else bandwidth)
-    x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio, dtype=torch.float32)
-    if x.dim() == 1:
-        x = x[None, None]
-    elif x.dim() == 2:
-        x = x[None]
-    if x.dim() != 3:
-        raise ValueError(f"audio must be (samples,), (channels, samples) or (batch, channels, samples), got {tuple(x.shape)}")
-    if x.shape[-1] >= 2**32:
-        raise ValueError(f"audio of {x.shape[-1]} samples is too long for the file format (max 2**32 - 1)")
-    with torch.inference_mode():
-        out = model.encode(x.to(device=model.device, dtype=model.dtype), bandwidth=bandwidth)
-    codes = out.audio_codes.detach().cpu().numpy().astype(np.int64)
+    seen = {"shape": None, "samples": 0}
+
+    def checked():
+        for block in blocks:
+            x = torch.as_tensor(block if torch.is_tensor(block) else np.asarray(block), dtype=torch.float32)
+            if x.dim() < 3:
+                x = x[None] if x.dim() == 2 else x[None, None]
+            if x.dim() != 3:
+                raise ValueError(f"audio must be (samples,), (channels, samples) or (batch, channels, samples), "
+                                 f"got {tuple(x.shape)}")
+            if seen["shape"] not in (None, tuple(x.shape[:2])):
+                raise ValueError(f"audio blocks must keep their (batch, channels) {seen['shape']}, got {tuple(x.shape[:2])}")
+            seen["shape"] = tuple(x.shape[:2])
+            seen["samples"] += x.shape[-1]
+            if seen["samples"] >= 2**32:
+                raise ValueError(f"audio of {seen['samples']} samples is too long for the file format (max 2**32 - 1)")
+            yield x.to(device=model.device, dtype=model.dtype)
+
+    out = encode_blocks(model, checked(), bandwidth, chunk_seconds)
+    codes = out.audio_codes.detach().cpu().numpy().astype(np.int64, copy=False)
     scales = out.audio_scales
     if scales is not None and all(s is None for s in scales):
         scales = None
@@ -456,14 +603,26 @@ def encode_waveform(model, audio, bandwidth: float | None = None, *, name: str |
         scales = [s.detach().float().cpu().numpy().reshape(-1, 1) for s in scales]
     return CompressedAudio(
         model_name=codec_name(model) if name is None else name, fingerprint=codec_fingerprint(model),
-        sampling_rate=int(cfg.sampling_rate), audio_channels=int(x.shape[1]), num_samples=int(x.shape[-1]),
+        sampling_rate=int(cfg.sampling_rate), audio_channels=int(seen["shape"][1]), num_samples=seen["samples"],
         bandwidth=used_bandwidth, bits=int(math.ceil(math.log2(cfg.codebook_size))), audio_codes=codes,
-        audio_scales=scales, last_frame_pad_length=int(out.last_frame_pad_length or 0))
+        audio_scales=scales, last_frame_pad_length=int(out.last_frame_pad_length or 0),
+        source=model_source(model) if source is None else source)
 
 
-def decode_waveform(model, compressed: CompressedAudio, *, source: str = "<bytes>") -> np.ndarray:
-    """Decode a :class:`CompressedAudio` with ``model`` (checked against its fingerprint) to a
-    float32 ``(batch, channels, num_samples)`` array."""
+def encode_waveform(model, audio, bandwidth: float | None = None, *, name: str | None = None,
+                    source: str | None = None) -> CompressedAudio:
+    """Encode ``audio`` — ``(samples,)``, ``(channels, samples)`` or ``(batch, channels, samples)``
+    at the model's sampling rate — into a :class:`CompressedAudio` (:func:`encode_audio_blocks`
+    with one block: activations stay bounded however long the audio)."""
+    return encode_audio_blocks(model, [audio], bandwidth, name=name, source=source)
+
+
+def decode_audio_blocks(model, compressed: CompressedAudio, *, source: str = "<bytes>",
+                        chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+    """Decode a :class:`CompressedAudio` with ``model`` (checked against its fingerprint first) as
+    consecutive float32 ``(batch, channels, n)`` blocks totalling ``num_samples``, holding only
+    about ``chunk_seconds`` of audio at a time. Close the generator if you stop early (a streaming
+    codec stays in its streaming state until then)."""
     import torch
 
     check_codec(compressed, model, source)
@@ -472,13 +631,32 @@ def decode_waveform(model, compressed: CompressedAudio, *, source: str = "<bytes
     if compressed.audio_scales is not None:
         scales = [torch.from_numpy(np.asarray(s)).to(device=model.device, dtype=model.dtype)
                   for s in compressed.audio_scales]
-    with torch.inference_mode():
-        audio = model.decode(codes, scales, last_frame_pad_length=compressed.last_frame_pad_length).audio_values
-    audio = audio.detach().float().cpu().numpy()[..., : compressed.num_samples]
-    missing = compressed.num_samples - audio.shape[-1]
-    if missing > 0:
-        audio = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, missing)])
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    return _cut(decode_blocks(model, codes, scales, compressed.last_frame_pad_length, chunk_seconds=chunk_seconds),
+                compressed)
+
+
+def _cut(blocks, compressed: CompressedAudio):
+    """The decoded blocks as numpy, cut (or zero-padded) to the file's ``num_samples``."""
+    remaining = compressed.num_samples
+    with contextlib.closing(blocks):
+        for block in blocks:  # consumed to the end, so that a streaming decode is flushed
+            block = block[..., :remaining]
+            if block.shape[-1]:
+                remaining -= block.shape[-1]
+                yield np.ascontiguousarray(block.detach().float().cpu().numpy(), dtype=np.float32)
+    if remaining > 0:
+        yield np.zeros((compressed.batch_size, compressed.audio_channels, remaining), dtype=np.float32)
+
+
+def decode_waveform(model, compressed: CompressedAudio, *, source: str = "<bytes>") -> np.ndarray:
+    """Decode a :class:`CompressedAudio` with ``model`` (checked against its fingerprint) to a
+    float32 ``(batch, channels, num_samples)`` array."""
+    audio = np.empty((compressed.batch_size, compressed.audio_channels, compressed.num_samples), dtype=np.float32)
+    filled = 0
+    for block in decode_audio_blocks(model, compressed, source=source):
+        audio[..., filled: filled + block.shape[-1]] = block
+        filled += block.shape[-1]
+    return audio
 
 
 # --------------------------------------------------------------------------- files
