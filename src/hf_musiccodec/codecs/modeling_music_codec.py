@@ -20,14 +20,9 @@ from .modules.istft_decoder import ISTFTDecoder
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
 from .modules.stft_encoder import STFTEncoder
-from .modules.seanet import SEANetDecoder, SEANetEncoder, single_thread
+from .modules.seanet import SEANetDecoder, SEANetEncoder
 from .modules.weight_norm import _norm_except_dim0, _WeightNormMixin, from_channels_last_1d, to_channels_last_1d
 from .streaming import CodecStream, LayerStream, streaming_unsupported_reason
-
-
-# Streaming chunks of at most this many frames run on one thread: their ops are too small to
-# split, and a second thread's synchronisation costs more than it saves (much more on a busy CPU).
-_SMALL_CHUNK_FRAMES = 16
 
 
 class MusicCodecPreTrainedModel(PreTrainedModel):
@@ -360,8 +355,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         x = self._check_input(input_values, allow_empty=True)
         if padding_mask is not None:
             x = x * padding_mask.view(padding_mask.shape[0], -1, padding_mask.shape[-1]).to(x.dtype)
-        small = x.shape[-1] <= _SMALL_CHUNK_FRAMES * self.config.hop_length
-        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+        with torch.no_grad():
             if stream.encoder is None:
                 stream.encoder = LayerStream(self.encoder.layers)
                 stream.input_shape = tuple(x.shape[:2])
@@ -383,8 +377,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         if frames.shape[0] != 1:
             raise ValueError(f"streaming decode takes one chunk of codes, got {frames.shape[0]}")
         frames = frames[0]
-        small = frames.shape[-1] <= _SMALL_CHUNK_FRAMES
-        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+        with torch.no_grad():
             lat = frames.to(self.dtype) if self.quantizer is None else self._stream_latents(frames)
             if stream.decoder is None:
                 stream.decoder = LayerStream(self.decoder.layers)

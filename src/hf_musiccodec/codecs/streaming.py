@@ -34,8 +34,7 @@ buffered until the conv branch catches up.
 
 Steady-state algorithmic latency: one hop (``hop_length / sampling_rate``, 13.3 ms at 24 kHz),
 the time to collect a frame's samples; the decoder adds none (a causal transposed conv emits a
-frame's samples as soon as the frame arrives). Streaming is inference only (no gradients);
-chunks of up to 16 frames run on one thread (see ``modeling_music_codec._SMALL_CHUNK_FRAMES``).
+frame's samples as soon as the frame arrives). Streaming is inference only (no gradients).
 """
 
 from __future__ import annotations
