@@ -1,0 +1,21 @@
+"""The parts of a codec that run in float32 under autocast (mixed-precision training and inference).
+
+bf16 / fp16 keep 8 / 11 significant bits. That is enough for convolutions, but not for:
+
+* nearest-code search: the squared distances ``||x||^2 - 2 x.e + ||e||^2`` subtract numbers of
+  similar size, so the low-precision matmul's rounding decides between close codes (EnCodec's
+  codes under bf16 agreed with fp32 only ~4 % of the time when the distances were built in bf16);
+* codebook statistics (EMA counts and sums, k-means, dead-code restarts), which accumulate many
+  small updates into float32 buffers;
+* the inverse STFT of the Fourier decoder (complex exponentials, FFTs, overlap-add envelopes).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def float32_region(x: torch.Tensor):
+    """A context with autocast off on ``x``'s device: ops inside run in their inputs' dtype, so
+    inputs cast with ``.float()`` compute in float32."""
+    return torch.autocast(x.device.type, enabled=False)
