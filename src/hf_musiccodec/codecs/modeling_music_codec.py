@@ -181,6 +181,79 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         audio = self._full_length(self.decoder(latents), latents.shape[-1])
         return audio if scale is None else audio * scale.view(-1, 1, 1)
 
+    # ------------------------------------------------------------------ interface for generators
+    # What a generator needs from a codec (audiocraft's ``CompressionModel``, DAC's ``from_codes``):
+    # its rates and sizes, and codes <-> continuous latents <-> audio without chunks or scales.
+    @property
+    def sampling_rate(self) -> int:
+        return self.config.sampling_rate
+
+    @property
+    def audio_channels(self) -> int:
+        return self.config.audio_channels
+
+    @property
+    def hop_length(self) -> int:
+        """Audio samples per latent frame."""
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames (code time steps) per second."""
+        return self.config.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks at the highest bandwidth (0 for a plain autoencoder)."""
+        return 0 if self.quantizer is None else self.quantizer.num_quantizers
+
+    @property
+    def codebook_size(self) -> int | None:
+        """Codes per codebook (``None`` for a plain autoencoder)."""
+        return None if self.quantizer is None else self.config.codebook_size
+
+    def _check_latent_interface(self, method: str) -> None:
+        if self.config.normalize or self.config.chunk_length is not None:
+            raise ValueError(f"{method} works on whole signals without scales; this codec normalises or chunks its "
+                             "input (EnCodec 48 kHz): use encode / decode")
+
+    def encode_latents(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Continuous latents before quantization, (batch, hidden_size, frames), of a waveform
+        (batch, channels, samples). Differentiable when the input requires grad (also in ``eval()``)."""
+        self._check_latent_interface("encode_latents")
+        with self._inference_context(input_values):
+            return self.encoder(self._pad_to_hop(self._check_input(input_values)))
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Waveform (batch, audio_channels, frames * hop_length) of latents (batch, hidden_size, frames),
+        quantized (``codes_to_latents``) or not. Differentiable when ``latents`` require grad, also
+        in ``eval()``: gradients reach the latents through the decoder (as DITTO optimises them)."""
+        self._check_latent_interface("decode_latents")
+        if latents.dim() != 3 or latents.shape[1] != self.config.hidden_size:
+            raise ValueError(f"latents must be (batch, {self.config.hidden_size}, frames), got {tuple(latents.shape)}")
+        with self._inference_context(latents):
+            return self._full_length(self.decoder(latents), latents.shape[-1])
+
+    def codes_to_latents(self, codes: torch.Tensor) -> torch.Tensor:
+        """Quantized latents (batch, hidden_size, frames): the sum of the codebook vectors of ``codes``
+        (batch, n, frames), any n up to ``num_codebooks`` (as DAC's ``from_codes``). ``encode``'s
+        (1, batch, n, frames) codes are accepted too."""
+        if self.quantizer is None:
+            raise ValueError("this codec has no quantizer (a plain autoencoder): it has no codes")
+        frames = self.decoder_frames(codes, None, "codes_to_latents")
+        if frames.shape[0] != 1:
+            raise ValueError(f"codes_to_latents takes one chunk of codes, got {frames.shape[0]}")
+        with self._inference_context():
+            return self.quantizer.decode(frames[0])
+
+    def latents_to_codes(self, latents: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
+        """Codes (batch, num_quantizers, frames) of latents (batch, hidden_size, frames) by residual
+        quantization with the first ``num_quantizers`` codebooks (default: all)."""
+        if self.quantizer is None:
+            raise ValueError("this codec has no quantizer (a plain autoencoder): it has no codes")
+        with torch.no_grad():  # codes are integers: no gradient to keep
+            return self.quantizer.encode(latents.to(self.dtype), num_quantizers)
+
     # ------------------------------------------------------------------ public API
     def encode(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None,
                bandwidth: float | None = None, return_dict: bool | None = None):
@@ -250,7 +323,9 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
 
     def _decode(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents):
         frames = self.decoder_frames(audio_codes, latents)
-        audio_scales = audio_scales if audio_scales is not None else [None] * len(frames)
+        # No scales: ``None``, or a list of ``None`` of any length (MusicGen passes one per batch item).
+        if audio_scales is None or (isinstance(audio_scales, (list, tuple)) and all(s is None for s in audio_scales)):
+            audio_scales = [None] * len(frames)
         if len(audio_scales) != len(frames):
             raise ValueError(f"got {len(frames)} chunks of codes but {len(audio_scales)} scales")
         if self.config.chunk_length is None and len(frames) != 1:
@@ -261,8 +336,6 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
                 frame = frame[..., :-last_frame_pad_length]
             audio = self._decode_frame(frame, audio_scales[0])
         else:
-            # Overlap-add each chunk into the output as soon as it is decoded, so a long input never
-            # holds more than the output and one chunk (same arithmetic as ``linear_overlap_add``).
             overlap_add = _LinearOverlapAdd(self.config.chunk_stride, len(frames))
             for i, (frame, scale) in enumerate(zip(frames, audio_scales)):
                 if i == len(frames) - 1 and last_frame_pad_length:
@@ -412,7 +485,8 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
 
 
 class _LinearOverlapAdd:
-    """``linear_overlap_add`` one chunk at a time, into a preallocated output (same arithmetic)."""
+    """EnCodec's cross-fade of overlapping decoded chunks (triangular weights), one chunk at a time
+    into a preallocated output, so a long input never holds more than the output and one chunk."""
 
     def __init__(self, stride: int, count: int):
         self.stride, self.count, self.index = stride, count, 0
@@ -437,17 +511,3 @@ class _LinearOverlapAdd:
         out = self.out[..., : self.total]
         return out.div_(self.weight_sum[: self.total])
 
-
-def linear_overlap_add(frames: list[torch.Tensor], stride: int) -> torch.Tensor:
-    """Cross-fade overlapping decoded chunks with triangular weights (EnCodec)."""
-    total = stride * (len(frames) - 1) + frames[-1].shape[-1]
-    length = frames[0].shape[-1]
-    t = torch.linspace(0, 1, length + 2, device=frames[0].device, dtype=frames[0].dtype)[1:-1]
-    weight = 0.5 - (t - 0.5).abs()
-    out = frames[0].new_zeros(*frames[0].shape[:-1], total)
-    weight_sum = frames[0].new_zeros(total)
-    for i, frame in enumerate(frames):
-        n = frame.shape[-1]
-        out[..., i * stride: i * stride + n] += weight[:n] * frame
-        weight_sum[i * stride: i * stride + n] += weight[:n]
-    return out / weight_sum

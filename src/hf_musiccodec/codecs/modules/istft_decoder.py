@@ -15,7 +15,7 @@ from torch import nn
 
 from ...audio.spectral import get_window
 from .convnext import ConvNeXtTrunk
-from .precision import float32_region
+from .precision import float32_region, upcast
 
 
 class InverseSTFT(nn.Module):
@@ -72,7 +72,7 @@ class ISTFTDecoder(ConvNeXtTrunk):
         x = self.head(self.trunk(latents)).transpose(1, 2)  # (B, 2 * bins * C, T)
         batch, _, frames = x.shape
         with float32_region(x):  # magnitudes, phases and the inverse STFT in float32 (precision.py)
-            x = x.float().reshape(batch * self.audio_channels, 2 * self.n_bins, frames)
+            x = upcast(x).reshape(batch * self.audio_channels, 2 * self.n_bins, frames)
             log_magnitude, phase = x.chunk(2, dim=1)
             # exp of an unbounded output can overflow early in training; Vocos clips the magnitude.
             magnitude = torch.exp(log_magnitude).clamp(max=1e2)

@@ -17,5 +17,10 @@ import torch
 
 def float32_region(x: torch.Tensor):
     """A context with autocast off on ``x``'s device: ops inside run in their inputs' dtype, so
-    inputs cast with ``.float()`` compute in float32."""
+    inputs passed through ``upcast`` compute in (at least) float32."""
     return torch.autocast(x.device.type, enabled=False)
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is in a 16-bit float type; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..precision import float32_region
+from ..precision import float32_region, upcast
 from .distributed import all_reduce_sum, broadcast
 from .kmeans import kmeans, sample_vectors
 
@@ -54,9 +54,9 @@ class EuclideanCodebook(nn.Module):
         """Codes (N,) of the nearest entries to vectors ``x`` (N, dim), searched in float32 (also
         under autocast: see ``precision.py``)."""
         with float32_region(x):
-            x = x.float()
+            x = upcast(x)
             if torch.is_grad_enabled() and (x.requires_grad or self.embed.requires_grad):
-                embed = self.embed.float().t()
+                embed = upcast(self.embed).t()
                 # -||x - e||^2 up to the per-row constant ||x||^2, which does not change the argmax;
                 # kept in full to reproduce the reference implementations' rounding exactly.
                 dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
@@ -74,7 +74,7 @@ class EuclideanCodebook(nn.Module):
         key = (e._version, e.data_ptr(), e.dtype, e.device)
         if getattr(self, "_tables_key", None) != key:
             with torch.no_grad():
-                embed_t = e.detach().float().t().contiguous()
+                embed_t = upcast(e.detach()).t().contiguous()
                 self._tables = (embed_t, embed_t.pow(2).sum(0, keepdim=True))
             self._tables_key = key
         return self._tables
@@ -161,7 +161,7 @@ class EuclideanVectorQuantizer(nn.Module):
         """
         b, d, t = x.shape
         # Codebook statistics in float32 (k-means, EMA sums, restarts), also under autocast.
-        flat = x.detach().transpose(1, 2).reshape(b * t, d).float()
+        flat = upcast(x.detach().transpose(1, 2).reshape(b * t, d))
         with float32_region(x):
             if self.training and not self.codebook.inited.item():
                 self.codebook.init_from(flat)
