@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 from transformers import (
-    EncodecConfig,
     EncodecModel,
     MusicgenDecoderConfig,
     MusicgenForCausalLM,

@@ -369,7 +369,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
             raise ValueError(f"streaming is not supported: {reason}; use encode_long / decode_long for long files")
         if getattr(self, "_stream", None) is not None:
             raise RuntimeError("this model is already streaming")
-        stream = self._stream = CodecStream(self)
+        stream = self._stream = CodecStream()
         ok = False
         try:
             yield stream

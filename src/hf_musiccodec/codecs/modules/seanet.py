@@ -113,12 +113,10 @@ class SConv1d(nn.Module):
                 padded[..., :left] = 0
                 padded[..., left + length:] = 0
             x = padded
-        if residual is not None and self.conv.kernel_size[0] == 1 and isinstance(self.conv, WeightNormConv1d):
+        # Here the conv is weight-normed: the other norm type has a ``norm`` and returned above.
+        if residual is not None and self.conv.kernel_size[0] == 1:
             return self.conv.conv_into(x, residual, accumulate=True)
-        y = self.conv.forward_cl(x) if isinstance(self.conv, WeightNormConv1d) else \
-            nn.functional.conv2d(x, self.conv.weight.unsqueeze(2), self.conv.bias, (1, self.stride),
-                                 0, (1, self.conv.dilation[0]))
-        return y if residual is None else y.add_(residual)
+        return self.conv.forward_cl(x, residual)
 
 
 class SConvTranspose1d(nn.Module):
@@ -145,7 +143,7 @@ class SConvTranspose1d(nn.Module):
         return x[..., left: x.shape[-1] - right]
 
     def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "norm") or not isinstance(self.conv, WeightNormConvTranspose1d):
+        if hasattr(self, "norm"):  # else the conv is weight-normed
             return to_channels_last_1d(self(from_channels_last_1d(x)))
         y = self.conv.forward_cl(x)
         left, right = self.trim
