@@ -76,7 +76,7 @@ def test_disagreeing_private_op_falls_back(fresh_probes, monkeypatch):
 
 def test_environment_switch_forces_public_ops(monkeypatch):
     monkeypatch.setenv("HF_MUSICCODEC_PUBLIC_OPS", "1")
-    spec = importlib.util.spec_from_file_location("fast_ops_copy", fast_ops.__file__)
+    spec = importlib.util.spec_from_file_location("hf_musiccodec.codecs.modules._fast_ops_copy", fast_ops.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert not module.private_ops_enabled() and not module.mkldnn_fused_ok()

@@ -21,6 +21,8 @@ import os
 import torch
 from torch.nn import functional as F
 
+from .precision import autocast_enabled
+
 _private_ops = os.environ.get("HF_MUSICCODEC_PUBLIC_OPS", "").lower() not in ("1", "true", "yes")
 _probed: dict[str, bool] = {}
 
@@ -35,17 +37,10 @@ def private_ops_enabled() -> bool:
     return _private_ops
 
 
-def _autocast_enabled() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 spells it differently
-        return torch.is_autocast_cpu_enabled()
-
-
 def use_fast_path(x: torch.Tensor, parameters=()) -> bool:
     """True when the CPU inference kernels may run on ``x``: a CPU tensor, no autocast, and no
     gradient wanted (grad mode off, or neither ``x`` nor a parameter requires grad)."""
-    if x.device.type != "cpu" or _autocast_enabled():
+    if x.device.type != "cpu" or autocast_enabled("cpu"):
         return False
     return not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in parameters))
 
