@@ -169,16 +169,22 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         scale = x.mean(dim=1, keepdim=True).pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8
         return x / scale, scale.view(-1, 1)
 
+    def _encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._pad_to_hop(x))
+
+    def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return self._full_length(self.decoder(latents), latents.shape[-1])
+
     def _encode_frame(self, x: torch.Tensor, num_quantizers: int):
         x, scale = self._scale(x)
-        latents = self.encoder(self._pad_to_hop(x))
+        latents = self._encode_latents(x)
         if self.quantizer is None:
             return latents, scale
         return self.quantizer.encode(latents, num_quantizers), scale
 
     def _decode_frame(self, codes_or_latents: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         latents = codes_or_latents if self.quantizer is None else self.quantizer.decode(codes_or_latents)
-        audio = self._full_length(self.decoder(latents), latents.shape[-1])
+        audio = self._decode_latents(latents)
         return audio if scale is None else audio * scale.view(-1, 1, 1)
 
     # ------------------------------------------------------------------ interface for generators
@@ -222,7 +228,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         (batch, channels, samples). Differentiable when the input requires grad (also in ``eval()``)."""
         self._check_latent_interface("encode_latents")
         with self._inference_context(input_values):
-            return self.encoder(self._pad_to_hop(self._check_input(input_values)))
+            return self._encode_latents(self._check_input(input_values))
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Waveform (batch, audio_channels, frames * hop_length) of latents (batch, hidden_size, frames),
@@ -232,7 +238,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         if latents.dim() != 3 or latents.shape[1] != self.config.hidden_size:
             raise ValueError(f"latents must be (batch, {self.config.hidden_size}, frames), got {tuple(latents.shape)}")
         with self._inference_context(latents):
-            return self._full_length(self.decoder(latents), latents.shape[-1])
+            return self._decode_latents(latents.to(self.dtype))
 
     def codes_to_latents(self, codes: torch.Tensor) -> torch.Tensor:
         """Quantized latents (batch, hidden_size, frames): the sum of the codebook vectors of ``codes``
@@ -468,7 +474,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         x = self._check_input(input_values)
         length = x.shape[-1]
         x, scale = self._scale(x)
-        latents = self.encoder(self._pad_to_hop(x))
+        latents = self._encode_latents(x)
         if self.quantizer is None:
             quantized, codes, commitment, codebook, used = latents, None, None, None, None
             vq_loss = latents.new_zeros(())
@@ -477,7 +483,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
             quantized, codes, used = rvq.quantized, rvq.codes, rvq.num_quantizers
             commitment, codebook = rvq.commitment_loss, rvq.codebook_loss
             vq_loss = self.config.commitment_weight * commitment + self.config.codebook_weight * codebook
-        audio = self._full_length(self.decoder(quantized), quantized.shape[-1])[..., :length]
+        audio = self._decode_latents(quantized)[..., :length]
         if scale is not None:
             audio = audio * scale.view(-1, 1, 1)
         output = MusicCodecOutput(audio, codes, vq_loss, commitment, codebook, latents, quantized, used)
