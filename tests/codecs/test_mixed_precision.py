@@ -23,7 +23,8 @@ def _bf16():
 
 
 @pytest.mark.parametrize("preset, overrides", VARIANTS,
-                         ids=[f"{n}-{o.get('encoder_type', 'time')}-{o.get('decoder_type', 'time')}" for n, o in VARIANTS])
+                         ids=[f"{n}-{o.get('encoder_type', 'time')}-{o.get('decoder_type', 'time')}"
+                              for n, o in VARIANTS])
 def test_trains_and_infers_under_bf16_autocast(preset, overrides, noise):
     torch.manual_seed(0)
     # kmeans init and dead-code restarts (threshold 2) both run on the first step.

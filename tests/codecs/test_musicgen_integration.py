@@ -76,7 +76,8 @@ INPUTS = {
                          attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])),
     # an audio prompt: its codes come from the codec's encode and steer the tokens
     "audio_prompt": lambda: dict(input_ids=torch.tensor([[5, 7, 1], [3, 4, 1]]),
-                                 input_values=0.3 * torch.randn(2, 1, 3 * 640, generator=torch.Generator().manual_seed(0))),
+                                 input_values=0.3 * torch.randn(2, 1, 3 * 640,
+                                                                generator=torch.Generator().manual_seed(0))),
 }
 
 

@@ -32,7 +32,8 @@ def test_same_function_as_torch_weight_norm(make, shape):
 def test_discriminators_use_it():
     from hf_musiccodec.training.discriminators import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
 
-    for d in (MultiScaleSTFTDiscriminator(n_ffts=(64,), channels=4), MultiPeriodDiscriminator(periods=(2,), channels=(4, 8))):
+    for d in (MultiScaleSTFTDiscriminator(n_ffts=(64,), channels=4),
+              MultiPeriodDiscriminator(periods=(2,), channels=(4, 8))):
         names = [n for n, _ in d.named_parameters()]
         assert any(n.endswith("weight_g") for n in names) and not any("parametrizations" in n for n in names)
 

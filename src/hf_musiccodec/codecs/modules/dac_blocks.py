@@ -3,11 +3,11 @@
 Parameter names follow transformers' ``DacModel`` (``block.N.res_unit1.conv1``, ``snake1.alpha``)
 so that published checkpoints load without renaming.
 
-Inference fast path (CPU, no autocast, no gradients: ``fast_ops.use_fast_path``): the encoder and decoder run on (B, C, 1, T)
-channels-last activations (see ``weight_norm.to_channels_last_1d``) with cached folded
-weights, a Snake that works in place on one buffer, and in-place residual additions. It
-computes the same expressions as the training path (the Snake bit for bit), so outputs differ
-only by the convolutions' float rounding (about 1e-6 relative).
+Inference fast path (CPU, no autocast, no gradients: ``fast_ops.use_fast_path``): the encoder
+and decoder run on (B, C, 1, T) channels-last activations (see ``weight_norm.to_channels_last_1d``)
+with cached folded weights, a Snake that works in place on one buffer, and in-place residual
+additions. It computes the same expressions as the training path (the Snake bit for bit), so
+outputs differ only by the convolutions' float rounding (about 1e-6 relative).
 """
 
 from __future__ import annotations

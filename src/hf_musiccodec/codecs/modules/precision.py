@@ -3,8 +3,9 @@
 bf16 / fp16 keep 8 / 11 significant bits. That is enough for convolutions, but not for:
 
 * nearest-code search: the squared distances ``||x||^2 - 2 x.e + ||e||^2`` subtract numbers of
-  similar size, so the low-precision matmul's rounding decides between close codes (EnCodec's
-  codes under bf16 agreed with fp32 only ~4 % of the time when the distances were built in bf16);
+  similar size, so the low-precision matmul's rounding decides between close codes (with the
+  distances built in place in the bf16 matmul's output, 4-46 % of EnCodec's codes survived bf16
+  autocast, against 74-84 % for transformers' EncodecModel; in float32, 89-100 %);
 * codebook statistics (EMA counts and sums, k-means, dead-code restarts), which accumulate many
   small updates into float32 buffers;
 * the inverse STFT of the Fourier decoder (complex exponentials, FFTs, overlap-add envelopes).
