@@ -15,7 +15,7 @@ from transformers import (
     T5EncoderModel,
 )
 
-import hf_musiccodec  # noqa: F401 - registers MusicCodecConfig / MusicCodecModel with the Auto classes
+import hf_musiccodec.codecs  # noqa: F401 - registers MusicCodecConfig / MusicCodecModel with the Auto classes
 from hf_musiccodec import MusicCodecModel
 from hf_musiccodec.testing.parity import OFFICIAL_CONFIGS, build_reference, convert_through_hub_layout
 
