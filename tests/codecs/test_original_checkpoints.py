@@ -67,10 +67,10 @@ def dac_original_state(reference) -> dict:
     return state
 
 
-@pytest.mark.parametrize("name", ["encodec_24khz", "encodec_48khz"])
+@pytest.mark.parametrize("name", ["encodec_24khz", "encodec_32khz", "encodec_48khz"])
 def test_encodec_th_checkpoint(tmp_path, name):
     kind, kwargs = OFFICIAL_CONFIGS[name]
-    reference = build_reference(kind, **kwargs, **SHRINK[kind])
+    reference = build_reference(kind, **{**kwargs, **SHRINK[kind]})
     path = tmp_path / f"{name}.th"
     torch.save(encodec_original_state(reference), path)
     model = convert_encodec_checkpoint(path, preset=name, **{k: v for k, v in SHRINK[kind].items()})
@@ -82,7 +82,7 @@ def test_encodec_th_checkpoint(tmp_path, name):
 @pytest.mark.parametrize("name", ["dac_16khz", "dac_44khz"])
 def test_dac_pth_checkpoint(tmp_path, name):
     kind, kwargs = OFFICIAL_CONFIGS[name]
-    reference = build_reference(kind, **kwargs, **SHRINK[kind])
+    reference = build_reference(kind, **{**kwargs, **SHRINK[kind]})
     cfg = reference.config
     metadata = {"kwargs": dict(encoder_dim=cfg.encoder_hidden_size, encoder_rates=list(cfg.downsampling_ratios),
                                latent_dim=None, decoder_dim=cfg.decoder_hidden_size,

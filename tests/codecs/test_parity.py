@@ -18,7 +18,7 @@ SHRINK = {
 @pytest.mark.parametrize("name", sorted(OFFICIAL_CONFIGS))
 def test_codes_and_audio_match_transformers(name):
     kind, kwargs = OFFICIAL_CONFIGS[name]
-    reference = build_reference(kind, **kwargs, **SHRINK[kind])
+    reference = build_reference(kind, **{**kwargs, **SHRINK[kind]})
     model = convert_through_hub_layout(reference)
     channels = reference.config.audio_channels if kind == "encodec" else 1
     length = int(1.3 * reference.config.sampling_rate)

@@ -20,14 +20,9 @@ from .modules.istft_decoder import ISTFTDecoder
 from .modules.quantization import EuclideanVectorQuantizer, FactorizedVectorQuantizer, ResidualVectorQuantizer
 from .modules.quantization.euclidean import EuclideanCodebook
 from .modules.stft_encoder import STFTEncoder
-from .modules.seanet import SEANetDecoder, SEANetEncoder, single_thread
+from .modules.seanet import SEANetDecoder, SEANetEncoder
 from .modules.weight_norm import _norm_except_dim0, _WeightNormMixin, from_channels_last_1d, to_channels_last_1d
 from .streaming import CodecStream, LayerStream, streaming_unsupported_reason
-
-
-# Streaming chunks of at most this many frames run on one thread: their ops are too small to
-# split, and a second thread's synchronisation costs more than it saves (much more on a busy CPU).
-_SMALL_CHUNK_FRAMES = 16
 
 
 class MusicCodecPreTrainedModel(PreTrainedModel):
@@ -174,17 +169,96 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         scale = x.mean(dim=1, keepdim=True).pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8
         return x / scale, scale.view(-1, 1)
 
+    def _encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._pad_to_hop(x))
+
+    def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return self._full_length(self.decoder(latents), latents.shape[-1])
+
     def _encode_frame(self, x: torch.Tensor, num_quantizers: int):
         x, scale = self._scale(x)
-        latents = self.encoder(self._pad_to_hop(x))
+        latents = self._encode_latents(x)
         if self.quantizer is None:
             return latents, scale
         return self.quantizer.encode(latents, num_quantizers), scale
 
     def _decode_frame(self, codes_or_latents: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         latents = codes_or_latents if self.quantizer is None else self.quantizer.decode(codes_or_latents)
-        audio = self._full_length(self.decoder(latents), latents.shape[-1])
+        audio = self._decode_latents(latents)
         return audio if scale is None else audio * scale.view(-1, 1, 1)
+
+    # ------------------------------------------------------------------ interface for generators
+    # What a generator needs from a codec (audiocraft's ``CompressionModel``, DAC's ``from_codes``):
+    # its rates and sizes, and codes <-> continuous latents <-> audio without chunks or scales.
+    @property
+    def sampling_rate(self) -> int:
+        return self.config.sampling_rate
+
+    @property
+    def audio_channels(self) -> int:
+        return self.config.audio_channels
+
+    @property
+    def hop_length(self) -> int:
+        """Audio samples per latent frame."""
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames (code time steps) per second."""
+        return self.config.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks at the highest bandwidth (0 for a plain autoencoder)."""
+        return 0 if self.quantizer is None else self.quantizer.num_quantizers
+
+    @property
+    def codebook_size(self) -> int | None:
+        """Codes per codebook (``None`` for a plain autoencoder)."""
+        return None if self.quantizer is None else self.config.codebook_size
+
+    def _check_latent_interface(self, method: str) -> None:
+        if self.config.normalize or self.config.chunk_length is not None:
+            raise ValueError(f"{method} works on whole signals without scales; this codec normalises or chunks its "
+                             "input (EnCodec 48 kHz): use encode / decode")
+
+    def encode_latents(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Continuous latents before quantization, (batch, hidden_size, frames), of a waveform
+        (batch, channels, samples). Differentiable when the input requires grad (also in ``eval()``)."""
+        self._check_latent_interface("encode_latents")
+        with self._inference_context(input_values):
+            return self._encode_latents(self._check_input(input_values))
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Waveform (batch, audio_channels, frames * hop_length) of latents (batch, hidden_size, frames),
+        quantized (``codes_to_latents``) or not. Differentiable when ``latents`` require grad, also
+        in ``eval()``: gradients reach the latents through the decoder (as DITTO optimises them)."""
+        self._check_latent_interface("decode_latents")
+        if latents.dim() != 3 or latents.shape[1] != self.config.hidden_size:
+            raise ValueError(f"latents must be (batch, {self.config.hidden_size}, frames), got {tuple(latents.shape)}")
+        with self._inference_context(latents):
+            return self._decode_latents(latents.to(self.dtype))
+
+    def codes_to_latents(self, codes: torch.Tensor) -> torch.Tensor:
+        """Quantized latents (batch, hidden_size, frames): the sum of the codebook vectors of ``codes``
+        (batch, n, frames), any n up to ``num_codebooks`` (as DAC's ``from_codes``). ``encode``'s
+        (1, batch, n, frames) codes are accepted too."""
+        if self.quantizer is None:
+            raise ValueError("this codec has no quantizer (a plain autoencoder): it has no codes")
+        frames = self.decoder_frames(codes, None, "codes_to_latents")
+        if frames.shape[0] != 1:
+            raise ValueError(f"codes_to_latents takes one chunk of codes, got {frames.shape[0]}")
+        with self._inference_context():
+            return self.quantizer.decode(frames[0])
+
+    def latents_to_codes(self, latents: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
+        """Codes (batch, num_quantizers, frames) of latents (batch, hidden_size, frames) by residual
+        quantization with the first ``num_quantizers`` codebooks (default: all)."""
+        if self.quantizer is None:
+            raise ValueError("this codec has no quantizer (a plain autoencoder): it has no codes")
+        with torch.no_grad():  # codes are integers: no gradient to keep
+            return self.quantizer.encode(latents.to(self.dtype), num_quantizers)
 
     # ------------------------------------------------------------------ public API
     def encode(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -255,7 +329,9 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
 
     def _decode(self, audio_codes, audio_scales, padding_mask, last_frame_pad_length, latents):
         frames = self.decoder_frames(audio_codes, latents)
-        audio_scales = audio_scales if audio_scales is not None else [None] * len(frames)
+        # No scales: ``None``, or a list of ``None`` of any length (MusicGen passes one per batch item).
+        if audio_scales is None or (isinstance(audio_scales, (list, tuple)) and all(s is None for s in audio_scales)):
+            audio_scales = [None] * len(frames)
         if len(audio_scales) != len(frames):
             raise ValueError(f"got {len(frames)} chunks of codes but {len(audio_scales)} scales")
         if self.config.chunk_length is None and len(frames) != 1:
@@ -266,8 +342,6 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
                 frame = frame[..., :-last_frame_pad_length]
             audio = self._decode_frame(frame, audio_scales[0])
         else:
-            # Overlap-add each chunk into the output as soon as it is decoded, so a long input never
-            # holds more than the output and one chunk (same arithmetic as ``linear_overlap_add``).
             overlap_add = _LinearOverlapAdd(self.config.chunk_stride, len(frames))
             for i, (frame, scale) in enumerate(zip(frames, audio_scales)):
                 if i == len(frames) - 1 and last_frame_pad_length:
@@ -301,7 +375,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
             raise ValueError(f"streaming is not supported: {reason}; use encode_long / decode_long for long files")
         if getattr(self, "_stream", None) is not None:
             raise RuntimeError("this model is already streaming")
-        stream = self._stream = CodecStream(self)
+        stream = self._stream = CodecStream()
         ok = False
         try:
             yield stream
@@ -360,8 +434,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         x = self._check_input(input_values, allow_empty=True)
         if padding_mask is not None:
             x = x * padding_mask.view(padding_mask.shape[0], -1, padding_mask.shape[-1]).to(x.dtype)
-        small = x.shape[-1] <= _SMALL_CHUNK_FRAMES * self.config.hop_length
-        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+        with torch.no_grad():
             if stream.encoder is None:
                 stream.encoder = LayerStream(self.encoder.layers)
                 stream.input_shape = tuple(x.shape[:2])
@@ -383,8 +456,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         if frames.shape[0] != 1:
             raise ValueError(f"streaming decode takes one chunk of codes, got {frames.shape[0]}")
         frames = frames[0]
-        small = frames.shape[-1] <= _SMALL_CHUNK_FRAMES
-        with torch.no_grad(), (single_thread() if small else contextlib.nullcontext()):
+        with torch.no_grad():
             lat = frames.to(self.dtype) if self.quantizer is None else self._stream_latents(frames)
             if stream.decoder is None:
                 stream.decoder = LayerStream(self.decoder.layers)
@@ -402,7 +474,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
         x = self._check_input(input_values)
         length = x.shape[-1]
         x, scale = self._scale(x)
-        latents = self.encoder(self._pad_to_hop(x))
+        latents = self._encode_latents(x)
         if self.quantizer is None:
             quantized, codes, commitment, codebook, used = latents, None, None, None, None
             vq_loss = latents.new_zeros(())
@@ -411,7 +483,7 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
             quantized, codes, used = rvq.quantized, rvq.codes, rvq.num_quantizers
             commitment, codebook = rvq.commitment_loss, rvq.codebook_loss
             vq_loss = self.config.commitment_weight * commitment + self.config.codebook_weight * codebook
-        audio = self._full_length(self.decoder(quantized), quantized.shape[-1])[..., :length]
+        audio = self._decode_latents(quantized)[..., :length]
         if scale is not None:
             audio = audio * scale.view(-1, 1, 1)
         output = MusicCodecOutput(audio, codes, vq_loss, commitment, codebook, latents, quantized, used)
@@ -419,7 +491,8 @@ class MusicCodecModel(LongAudioMixin, MusicCodecPreTrainedModel):
 
 
 class _LinearOverlapAdd:
-    """``linear_overlap_add`` one chunk at a time, into a preallocated output (same arithmetic)."""
+    """EnCodec's cross-fade of overlapping decoded chunks (triangular weights), one chunk at a time
+    into a preallocated output, so a long input never holds more than the output and one chunk."""
 
     def __init__(self, stride: int, count: int):
         self.stride, self.count, self.index = stride, count, 0
@@ -444,17 +517,3 @@ class _LinearOverlapAdd:
         out = self.out[..., : self.total]
         return out.div_(self.weight_sum[: self.total])
 
-
-def linear_overlap_add(frames: list[torch.Tensor], stride: int) -> torch.Tensor:
-    """Cross-fade overlapping decoded chunks with triangular weights (EnCodec)."""
-    total = stride * (len(frames) - 1) + frames[-1].shape[-1]
-    length = frames[0].shape[-1]
-    t = torch.linspace(0, 1, length + 2, device=frames[0].device, dtype=frames[0].dtype)[1:-1]
-    weight = 0.5 - (t - 0.5).abs()
-    out = frames[0].new_zeros(*frames[0].shape[:-1], total)
-    weight_sum = frames[0].new_zeros(total)
-    for i, frame in enumerate(frames):
-        n = frame.shape[-1]
-        out[..., i * stride: i * stride + n] += weight[:n] * frame
-        weight_sum[i * stride: i * stride + n] += weight[:n]
-    return out / weight_sum

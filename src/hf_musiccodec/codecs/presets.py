@@ -44,6 +44,13 @@ PRESETS: dict[str, dict] = {
         norm_type="time_group_norm", num_quantizers=16, target_bandwidths=[3.0, 6.0, 12.0, 24.0],
         normalize=True, chunk_length_s=1.0, overlap=0.01,
     ),
+    # EnCodec 32 kHz, MusicGen's codec, as facebook/encodec_32khz: non-causal, identity shortcuts,
+    # 4 codebooks of 2048 at 50 Hz (2.2 kbps).
+    "encodec_32khz": dict(
+        _ENCODEC_24KHZ, sampling_rate=32_000, num_filters=64, upsampling_ratios=[8, 5, 4, 4],
+        use_causal_conv=False, use_conv_shortcut=False, num_quantizers=4, codebook_size=2048,
+        target_bandwidths=[2.2],
+    ),
     # Descript Audio Codec (Kumar et al., 2023), as descript/dac_16khz, dac_24khz, dac_44khz.
     "dac_16khz": dict(_DAC, sampling_rate=16_000, upsampling_ratios=[8, 5, 4, 2], num_quantizers=12),
     "dac_24khz": dict(_DAC, sampling_rate=24_000, upsampling_ratios=[8, 5, 4, 2], num_quantizers=32),

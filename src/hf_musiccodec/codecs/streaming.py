@@ -34,8 +34,13 @@ buffered until the conv branch catches up.
 
 Steady-state algorithmic latency: one hop (``hop_length / sampling_rate``, 13.3 ms at 24 kHz),
 the time to collect a frame's samples; the decoder adds none (a causal transposed conv emits a
-frame's samples as soon as the frame arrives). Streaming is inference only (no gradients);
-chunks of up to 16 frames run on one thread (see ``modeling_music_codec._SMALL_CHUNK_FRAMES``).
+frame's samples as soon as the frame arrives). Streaming is inference only (no gradients).
+
+Threads: a chunk of a few frames is many small ops, and on a busy CPU every op that torch splits
+over several threads can wait a scheduler time slice for a descheduled one (measured on 2 loaded
+cores: 20 ms chunks took a median 24 ms on one thread, 36-120 ms on two). The library leaves
+torch's process-wide thread count alone; a latency-bound streaming application should call
+``torch.set_num_threads(1)`` itself.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ import torch
 from torch import nn
 
 from .modules.seanet import SConv1d, SConvTranspose1d, SEANetResnetBlock, SLSTM
-from .modules.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
 
 _CL = torch.channels_last
 
@@ -98,17 +102,12 @@ class _ConvStream:
         # always holds the last ``left`` of them, enough unless left < stride.
         self.keep_tail = self.stride > 1 and self.left < self.stride
 
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv.conv.forward_cl(x) if isinstance(self.conv.conv, WeightNormConv1d) else \
-            nn.functional.conv2d(x, self.conv.conv.weight.unsqueeze(2), self.conv.conv.bias, (1, self.stride), 0,
-                                 (1, self.conv.conv.dilation[0]))
-
     def _frames(self) -> torch.Tensor:
         buffer = self.buffer
         count = (buffer.shape[-1] - self.kernel) // self.stride + 1 if buffer.shape[-1] >= self.kernel else 0
         if count <= 0:
             return _empty(buffer.shape[0], self.out_channels, buffer)
-        y = self._conv(buffer[..., : (count - 1) * self.stride + self.kernel])
+        y = self.conv.conv.forward_cl(buffer[..., : (count - 1) * self.stride + self.kernel])
         self.buffer = buffer[..., count * self.stride:]
         return y
 
@@ -164,7 +163,7 @@ class _ConvTransposeStream:
     """A causal ``SConvTranspose1d``: overlap-adds each chunk's output onto the previous tail."""
 
     def __init__(self, conv: SConvTranspose1d):
-        if hasattr(conv, "norm") or not isinstance(conv.conv, WeightNormConvTranspose1d):
+        if hasattr(conv, "norm"):
             raise ValueError("streaming needs weight-normalised transposed convolutions")
         self.conv = conv.conv
         self.stride = self.conv.stride[0]
@@ -310,8 +309,7 @@ class CodecStream:
     has been flushed, by ``model.flush()`` or by leaving the ``with`` block.
     """
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self):
         self.encoder: LayerStream | None = None
         self.decoder: LayerStream | None = None
         self.samples_in = 0          # audio samples given to encode

@@ -17,6 +17,10 @@ OFFICIAL_CONFIGS = {
     "encodec_48khz": ("encodec", dict(sampling_rate=48_000, audio_channels=2, normalize=True, chunk_length_s=1.0,
                                        overlap=0.01, use_causal_conv=False, norm_type="time_group_norm",
                                        target_bandwidths=[3.0, 6.0, 12.0, 24.0])),
+    # MusicGen's codec (facebook/encodec_32khz): non-causal, reflect padding, LSTM, identity shortcuts.
+    "encodec_32khz": ("encodec", dict(sampling_rate=32_000, upsampling_ratios=[8, 5, 4, 4], num_filters=64,
+                                       codebook_size=2048, target_bandwidths=[2.2], use_causal_conv=False,
+                                       use_conv_shortcut=False, normalize=False)),
     "dac_16khz": ("dac", dict(sampling_rate=16_000, downsampling_ratios=[2, 4, 5, 8], n_codebooks=12)),
     "dac_24khz": ("dac", dict(sampling_rate=24_000, downsampling_ratios=[2, 4, 5, 8], n_codebooks=32)),
     "dac_44khz": ("dac", dict(sampling_rate=44_100, downsampling_ratios=[2, 4, 8, 8], n_codebooks=9)),

@@ -11,7 +11,7 @@ def tiny_codec_config(preset: str, **overrides) -> MusicCodecConfig:
         kwargs.update(decoder_hidden_size=32, num_quantizers=3, hidden_size=16, num_filters=2)
     elif preset not in ("autoencoder", "vqvae"):
         kwargs.update(num_lstm_layers=1)
-    if preset in ("encodec_24khz", "encodec_48khz", "soundstream_24khz"):
+    if preset in ("encodec_24khz", "encodec_32khz", "encodec_48khz", "soundstream_24khz"):
         kwargs.update(num_quantizers=4, target_bandwidths=None)
     kwargs.update(overrides)
     return MusicCodecConfig.from_preset(preset, **kwargs)

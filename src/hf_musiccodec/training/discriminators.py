@@ -61,9 +61,12 @@ DAC_BANDS: tuple[tuple[float, float], ...] = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.
 
 
 def _normed(module: nn.Module, norm: str) -> nn.Module:
-    """Wrap a conv in weight norm / spectral norm (parametrization API) or nothing."""
+    """A conv with weight norm (the codecs' implementation: ``weight_g`` / ``weight_v``), spectral
+    norm (torch's parametrization) or nothing."""
     if norm == "weight_norm":
-        return nn.utils.parametrizations.weight_norm(module)
+        from hf_musiccodec.codecs.modules.weight_norm import weight_norm
+
+        return weight_norm(module)
     if norm == "spectral_norm":
         return nn.utils.parametrizations.spectral_norm(module)
     if norm in ("none", None, ""):

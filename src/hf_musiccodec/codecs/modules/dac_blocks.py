@@ -3,11 +3,11 @@
 Parameter names follow transformers' ``DacModel`` (``block.N.res_unit1.conv1``, ``snake1.alpha``)
 so that published checkpoints load without renaming.
 
-Inference fast path: without gradients the encoder and decoder run on (B, C, 1, T)
-channels-last activations (see ``weight_norm.to_channels_last_1d``) with cached folded
-weights, a Snake that works in place on one buffer, and in-place residual additions. It
-computes the same expressions as the training path (the Snake bit for bit), so outputs differ
-only by the convolutions' float rounding (about 1e-6 relative).
+Inference fast path (CPU, no autocast, no gradients: ``fast_ops.use_fast_path``): the encoder
+and decoder run on (B, C, 1, T) channels-last activations (see ``weight_norm.to_channels_last_1d``)
+with cached folded weights, a Snake that works in place on one buffer, and in-place residual
+additions. It computes the same expressions as the training path (the Snake bit for bit), so
+outputs differ only by the convolutions' float rounding (about 1e-6 relative).
 """
 
 from __future__ import annotations
@@ -17,12 +17,8 @@ import math
 import torch
 from torch import nn
 
+from .fast_ops import use_fast_path
 from .weight_norm import WeightNormConv1d, WeightNormConvTranspose1d, from_channels_last_1d, to_channels_last_1d
-
-
-def use_fast_path(*tensors: torch.Tensor) -> bool:
-    """True when no gradient can flow: the in-place inference kernels are safe."""
-    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
 
 
 class Snake1d(nn.Module):
@@ -166,7 +162,7 @@ class DacEncoder(nn.Module):
         self.conv2 = WeightNormConv1d(width, config.hidden_size, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_fast_path(x, *self.parameters()):
+        if use_fast_path(x, self.parameters()):
             return self.forward_cl(x)
         x = self.conv1(x)
         for block in self.block:
@@ -198,7 +194,7 @@ class DacDecoder(nn.Module):
         self.tanh = nn.Tanh()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_fast_path(x, *self.parameters()):
+        if use_fast_path(x, self.parameters()):
             return self.forward_cl(x)
         x = self.conv1(x)
         for block in self.block:

@@ -15,6 +15,7 @@ from torch import nn
 
 from ...audio.spectral import get_window
 from .convnext import ConvNeXtTrunk
+from .precision import float32_region, upcast
 
 
 class InverseSTFT(nn.Module):
@@ -70,9 +71,10 @@ class ISTFTDecoder(ConvNeXtTrunk):
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         x = self.head(self.trunk(latents)).transpose(1, 2)  # (B, 2 * bins * C, T)
         batch, _, frames = x.shape
-        x = x.reshape(batch * self.audio_channels, 2 * self.n_bins, frames)
-        log_magnitude, phase = x.chunk(2, dim=1)
-        # exp of an unbounded output can overflow early in training; Vocos clips the magnitude.
-        magnitude = torch.exp(log_magnitude).clamp(max=1e2)
-        spec = torch.polar(magnitude, phase)
-        return self.istft(spec).reshape(batch, self.audio_channels, -1)
+        with float32_region(x):  # magnitudes, phases and the inverse STFT in float32 (precision.py)
+            x = upcast(x).reshape(batch * self.audio_channels, 2 * self.n_bins, frames)
+            log_magnitude, phase = x.chunk(2, dim=1)
+            # exp of an unbounded output can overflow early in training; Vocos clips the magnitude.
+            magnitude = torch.exp(log_magnitude).clamp(max=1e2)
+            spec = torch.polar(magnitude, phase)
+            return self.istft(spec).reshape(batch, self.audio_channels, -1)

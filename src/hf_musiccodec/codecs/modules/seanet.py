@@ -7,9 +7,9 @@ Inference fast path (weight-norm configs, no gradients): (B, C, 1, T) channels-l
 (see ``weight_norm``), each ELU written straight into the padded input buffer of the conv that
 follows it (reflect padding is filled from that buffer, since ELU commutes with reflection),
 the residual additions fused into the 1x1 convs, ELUs in place where their input is dead, and
-the LSTM run on one thread (a recurrence of small matmuls gains nothing from a second thread
-and loses much to its synchronisation on a busy machine). Same expressions as the training
-path; outputs differ by float rounding only.
+short LSTM inputs (streaming chunks) run a step at a time. CPU only, no autocast, no gradients
+(``fast_ops.use_fast_path``). Same expressions as the training path; outputs differ by float
+rounding only.
 """
 
 from __future__ import annotations
@@ -20,29 +20,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from contextlib import contextmanager
-
+from .fast_ops import elu_into, use_fast_path
 from .weight_norm import WeightNormConv1d, WeightNormConvTranspose1d, from_channels_last_1d, to_channels_last_1d
 
 _CL = torch.channels_last
-
-
-@contextmanager
-def single_thread():
-    """Run the block on one intra-op thread, then restore the previous setting."""
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def use_fast_path(*tensors: torch.Tensor) -> bool:
-    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
 
 
 def _pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
@@ -117,7 +98,7 @@ class SConv1d(nn.Module):
             padded = torch.empty((b, c, 1, left + length + right), dtype=x.dtype, device=x.device, memory_format=_CL)
             middle = padded[..., left: left + length]
             if pre_elu:
-                torch.ops.aten.elu.out(x, 1.0, 1, 1, out=middle)
+                elu_into(x, middle)
             else:
                 middle.copy_(x)
             if self.pad_mode == "reflect":
@@ -132,12 +113,10 @@ class SConv1d(nn.Module):
                 padded[..., :left] = 0
                 padded[..., left + length:] = 0
             x = padded
-        if residual is not None and self.conv.kernel_size[0] == 1 and isinstance(self.conv, WeightNormConv1d):
+        # Here the conv is weight-normed: the other norm type has a ``norm`` and returned above.
+        if residual is not None and self.conv.kernel_size[0] == 1:
             return self.conv.conv_into(x, residual, accumulate=True)
-        y = self.conv.forward_cl(x) if isinstance(self.conv, WeightNormConv1d) else \
-            nn.functional.conv2d(x, self.conv.weight.unsqueeze(2), self.conv.bias, (1, self.stride),
-                                 0, (1, self.conv.dilation[0]))
-        return y if residual is None else y.add_(residual)
+        return self.conv.forward_cl(x, residual)
 
 
 class SConvTranspose1d(nn.Module):
@@ -164,7 +143,7 @@ class SConvTranspose1d(nn.Module):
         return x[..., left: x.shape[-1] - right]
 
     def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "norm") or not isinstance(self.conv, WeightNormConvTranspose1d):
+        if hasattr(self, "norm"):  # else the conv is weight-normed
             return to_channels_last_1d(self(from_channels_last_1d(x)))
         y = self.conv.forward_cl(x)
         left, right = self.trim
@@ -180,9 +159,8 @@ class SLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         y = x.permute(2, 0, 1)
-        if use_fast_path(x, *self.lstm.parameters()):
-            with single_thread():
-                out, state = self.lstm(y, state)
+        if use_fast_path(x, self.lstm.parameters()):
+            out, state = self.lstm(y, state)
             return out.add_(y).permute(1, 2, 0), state
         out, state = self.lstm(y, state)
         return (out + y).permute(1, 2, 0), state
@@ -191,14 +169,12 @@ class SLSTM(nn.Module):
         """Inference on (B, C, 1, T) channels-last (memory (B, T, C)); returns (output, state)."""
         b, c, _, t = x.shape
         y = x.permute(3, 0, 1, 2).reshape(t, b, c)  # a view when b == 1
-        with single_thread():
-            if t <= _FEW_STEPS:
-                out, state = self._few_steps(y, state)
-            else:
-                out, state = self.lstm(y, state)
+        if t <= _FEW_STEPS:
+            out, state = self._few_steps(y, state)
+        else:
+            out, state = self.lstm(y, state)
         out = out.add_(y).permute(1, 2, 0).unsqueeze(2)
         return out.contiguous(memory_format=_CL), state
-
 
     def _few_steps(self, y: torch.Tensor, state=None):
         """The LSTM a step at a time (streaming chunks of a few frames: oneDNN's LSTM re-packs all
@@ -267,7 +243,7 @@ def _conv_kwargs(config) -> dict:
 
 def _run(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
     first = next(m for m in layers if isinstance(m, SConv1d))
-    if use_fast_path(x, *layers.parameters()) and not hasattr(first, "norm"):
+    if use_fast_path(x, layers.parameters()) and not hasattr(first, "norm"):
         return from_channels_last_1d(_run_cl(layers, to_channels_last_1d(x)))
     for layer in layers:
         x = layer(x)[0] if isinstance(layer, SLSTM) else layer(x)

@@ -10,7 +10,9 @@ so inference pays for weight norm once, not on every forward.
 The inference fast paths of the codec blocks run 1-D convolutions as 2-D convolutions over
 ``(batch, channels, 1, time)`` tensors in channels-last memory format (time-major), which is
 oneDNN's native layout on CPU and avoids a reorder of the activations around every conv;
-``folded_weight(channels_last=True)`` returns the cached weight in that layout.
+``folded_weight("cl")`` returns the cached weight in that layout. Those paths run on CPU only
+(``fast_ops.use_fast_path``); oneDNN's pre-packed weights (``folded_weight("mkldnn")``) only where
+``fast_ops`` found its private kernels working.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .fast_ops import mkldnn_fused_ok
 
 
 def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
@@ -35,14 +39,9 @@ def from_channels_last_1d(x: torch.Tensor) -> torch.Tensor:
 
 
 def _mkldnn_ok(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and _HAS_MKLDNN_FUSED
-
-
-_HAS_MKLDNN_FUSED = (torch.backends.mkldnn.is_available()
-                     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-                     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
-                     and hasattr(torch.ops.mkldnn, "_convolution_transpose_pointwise")
-                     and hasattr(torch.ops.mkldnn, "_reorder_convolution_transpose_weight"))
+    # oneDNN's fused kernels are private torch ops: used only where they were tried and agree
+    # with the public ones (``fast_ops``), and only for CPU float32.
+    return x.device.type == "cpu" and x.dtype == torch.float32 and mkldnn_fused_ok()
 
 
 # Inputs at most this long (streaming chunks) use the plain channels-last weight: a weight
@@ -153,30 +152,20 @@ class WeightNormConv1d(_WeightNormMixin, nn.Conv1d):
         y = self.forward_cl(x)
         return out.add_(y) if accumulate else out.copy_(y)
 
-    def forward_cl(self, x: torch.Tensor, residual: torch.Tensor | None = None, padding: int | None = None,
-                   activation: str | None = None) -> torch.Tensor:
-        """The same convolution on (B, C, 1, T) channels-last activations (inference only).
-
-        Optionally fused with oneDNN post-ops: ``+ residual`` (same shape as the output) then
-        ``activation`` (``"elu"``). ``padding`` overrides the conv's own (zero) padding.
-        """
-        pad = self.padding[0] if padding is None else padding
-        if _mkldnn_ok(x) and pad == self.padding[0] and x.shape[-1] > _SMALL:
+    def forward_cl(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The same convolution on (B, C, 1, T) channels-last activations (inference only),
+        optionally ``+ residual`` (same shape as the output; a fused oneDNN post-op)."""
+        if _mkldnn_ok(x) and x.shape[-1] > _SMALL:
             self._pack_size = list(x.shape)
-            args = ([0, pad], [1, self.stride[0]], [1, self.dilation[0]], self.groups)
+            args = ([0, self.padding[0]], [1, self.stride[0]], [1, self.dilation[0]], self.groups)
             weight = self.folded_weight("mkldnn")
-            unary, scalars, algorithm = ("none", [], None) if activation is None else (activation, [1.0, 1.0, 1.0], None)
             if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args, unary, scalars, algorithm)
+                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *args, "none", [], None)
             return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, residual, weight, self.bias, *args, "add", None, activation, scalars, algorithm)
-        y = F.conv2d(x, self.folded_weight("cl"), self.bias, (1, self.stride[0]), (0, pad), (1, self.dilation[0]),
-                     self.groups)
-        if residual is not None:
-            y = y.add_(residual)
-        if activation == "elu":
-            y = F.elu(y, inplace=True)
-        return y
+                x, residual, weight, self.bias, *args, "add", None, None, [], None)
+        y = F.conv2d(x, self.folded_weight("cl"), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+                     (1, self.dilation[0]), self.groups)
+        return y if residual is None else y.add_(residual)
 
 
 class WeightNormConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
@@ -214,3 +203,22 @@ class WeightNormConv2d(_WeightNormMixin, nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)
+
+
+_WEIGHT_NORM_CLASSES = {nn.Conv1d: WeightNormConv1d, nn.ConvTranspose1d: WeightNormConvTranspose1d,
+                        nn.Conv2d: WeightNormConv2d}
+
+
+def weight_norm(conv: nn.Module) -> nn.Module:
+    """Weight-normalise an existing ``nn.Conv1d``, ``nn.ConvTranspose1d`` or ``nn.Conv2d`` in place
+    and return it: the same function as ``torch.nn.utils.parametrizations.weight_norm`` (norm over
+    every dimension but the first, ``g`` initialised to ``||weight||``), stored as this package's
+    ``weight_g`` / ``weight_v`` with the inference cache, so every weight-normed conv of the
+    package (codecs and discriminators) is one implementation."""
+    cls = _WEIGHT_NORM_CLASSES.get(type(conv))
+    if cls is None:
+        raise TypeError(f"weight_norm takes an nn.Conv1d, nn.ConvTranspose1d or nn.Conv2d, got {type(conv).__name__}")
+    # The subclass adds methods only, so the module keeps every setting it was built with.
+    conv.__class__ = cls
+    conv._init_weight_norm()
+    return conv

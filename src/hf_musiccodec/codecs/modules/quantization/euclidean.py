@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..precision import float32_region, upcast
 from .distributed import all_reduce_sum, broadcast
 from .kmeans import kmeans, sample_vectors
 
@@ -50,27 +51,30 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("embed_avg", init.clone())
 
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes (N,) of the nearest entries to vectors ``x`` (N, dim)."""
-        if torch.is_grad_enabled() and (x.requires_grad or self.embed.requires_grad):
-            embed = self.embed.t()
-            # -||x - e||^2 up to the per-row constant ||x||^2, which does not change the argmax;
-            # kept in full to reproduce the reference implementations' rounding exactly.
-            dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
-            return dist.max(dim=-1).indices
-        # Inference: the same sums in the same order, bit for bit, on one (N, K) buffer updated
-        # in place, with the codebook's transpose and squared norms cached. max(-d) == min(d),
-        # first index on ties alike, since negation is exact.
-        embed_t, embed_sq = self._inference_tables()
-        dist = torch.mm(x, embed_t).mul_(-2)
-        dist.add_(x.pow(2).sum(1, keepdim=True)).add_(embed_sq)
-        return dist.argmin(dim=-1)
+        """Codes (N,) of the nearest entries to vectors ``x`` (N, dim), searched in float32 (also
+        under autocast: see ``precision.py``)."""
+        with float32_region(x):
+            x = upcast(x)
+            if torch.is_grad_enabled() and (x.requires_grad or self.embed.requires_grad):
+                embed = upcast(self.embed).t()
+                # -||x - e||^2 up to the per-row constant ||x||^2, which does not change the argmax;
+                # kept in full to reproduce the reference implementations' rounding exactly.
+                dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
+                return dist.max(dim=-1).indices
+            # Inference: the same sums in the same order, bit for bit, on one (N, K) buffer updated
+            # in place, with the codebook's transpose and squared norms cached. max(-d) == min(d),
+            # first index on ties alike, since negation is exact.
+            embed_t, embed_sq = self._inference_tables()
+            dist = torch.mm(x, embed_t).mul_(-2)
+            dist.add_(x.pow(2).sum(1, keepdim=True)).add_(embed_sq)
+            return dist.argmin(dim=-1)
 
     def _inference_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         e = self.embed
         key = (e._version, e.data_ptr(), e.dtype, e.device)
         if getattr(self, "_tables_key", None) != key:
             with torch.no_grad():
-                embed_t = e.detach().t().contiguous()
+                embed_t = upcast(e.detach()).t().contiguous()
                 self._tables = (embed_t, embed_t.pow(2).sum(0, keepdim=True))
             self._tables_key = key
         return self._tables
@@ -113,9 +117,9 @@ class EuclideanCodebook(nn.Module):
         dead = self.cluster_size < self.threshold_ema_dead_code
         if not dead.any():
             return
-        replacement = broadcast(sample_vectors(x, self.codebook_size).contiguous())
-        self.embed.data[dead] = replacement[dead]
-        self.embed_avg[dead] = replacement[dead]
+        replacement = broadcast(sample_vectors(x, self.codebook_size).contiguous())[dead]
+        self.embed.data[dead] = replacement.to(self.embed.dtype)
+        self.embed_avg[dead] = replacement.to(self.embed_avg.dtype)
         self.cluster_size[dead] = self.threshold_ema_dead_code
 
 
@@ -156,13 +160,15 @@ class EuclideanVectorQuantizer(nn.Module):
         Losses are per batch item, shape (B,), so that quantizer dropout can mask them.
         """
         b, d, t = x.shape
-        flat = x.detach().transpose(1, 2).reshape(b * t, d)
-        if self.training and not self.codebook.inited.item():
-            self.codebook.init_from(flat)
-        codes = self.codebook.nearest(flat).view(b, t)
-        quantized = self.decode(codes)
-        if self.training:
-            self.codebook.update(flat, codes.flatten())
+        # Codebook statistics in float32 (k-means, EMA sums, restarts), also under autocast.
+        flat = upcast(x.detach().transpose(1, 2).reshape(b * t, d))
+        with float32_region(x):
+            if self.training and not self.codebook.inited.item():
+                self.codebook.init_from(flat)
+            codes = self.codebook.nearest(flat).view(b, t)
+            quantized = self.decode(codes)  # the codes as chosen, before this step's update
+            if self.training:
+                self.codebook.update(flat, codes.flatten())
         commitment = (x - quantized.detach()).pow(2).mean(dim=(1, 2))
         codebook = (quantized - x.detach()).pow(2).mean(dim=(1, 2)) if not self.codebook.use_ema else commitment.new_zeros(b)
         return x + (quantized - x).detach(), codes, commitment, codebook

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..precision import float32_region, upcast
 from ..weight_norm import WeightNormConv1d
 
 
@@ -33,11 +34,12 @@ class FactorizedVectorQuantizer(nn.Module):
 
     def _nearest(self, latents: torch.Tensor) -> torch.Tensor:
         b, d, t = latents.shape
-        enc = F.normalize(latents.transpose(1, 2).reshape(b * t, d))
-        book = F.normalize(self.codebook.weight)
-        # Same expression (and rounding) as the reference; ||book||^2 is 1 for every code.
-        dist = -(enc.pow(2).sum(1, keepdim=True) - 2 * enc @ book.t()) + book.pow(2).sum(1, keepdim=True).t()
-        return dist.max(1)[1].view(b, t)
+        with float32_region(latents):  # the search in float32, also under autocast (precision.py)
+            enc = F.normalize(upcast(latents).transpose(1, 2).reshape(b * t, d))
+            book = F.normalize(upcast(self.codebook.weight))
+            # Same expression (and rounding) as the reference; ||book||^2 is 1 for every code.
+            dist = -(enc.pow(2).sum(1, keepdim=True) - 2 * enc @ book.t()) + book.pow(2).sum(1, keepdim=True).t()
+            return dist.max(1)[1].view(b, t)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._nearest(self.in_proj(x))

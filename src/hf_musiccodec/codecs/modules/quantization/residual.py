@@ -6,15 +6,10 @@ first ``n`` quantizers (``n`` drawn uniformly) are used, so any prefix of the co
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from ..seanet import single_thread
-
-_SMALL_FRAMES = 4096  # batch * frames below which inference quantization runs on one thread
 
 
 @dataclass
@@ -48,21 +43,14 @@ class ResidualVectorQuantizer(nn.Module):
         return n
 
     def encode(self, x: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
-        """Codes (B, n, T) of latents (B, D, T) with the first ``n`` quantizers.
-
-        At inference a short signal's residual loop (a few small ops per codebook) runs on one
-        thread: splitting ops this small gains nothing, and each split op waits for the other
-        thread, which on a busy CPU can cost a scheduler time slice per op.
-        """
+        """Codes (B, n, T) of latents (B, D, T) with the first ``n`` quantizers."""
         n = self._check(num_quantizers)
-        small = x.shape[0] * x.shape[-1] <= _SMALL_FRAMES and not torch.is_grad_enabled()
-        with single_thread() if small else contextlib.nullcontext():
-            residual, codes = x, []
-            for layer in self.layers[:n]:
-                quantized, layer_codes = layer.quantize(residual)
-                residual = residual - quantized
-                codes.append(layer_codes)
-            return torch.stack(codes, dim=1)
+        residual, codes = x, []
+        for layer in self.layers[:n]:
+            quantized, layer_codes = layer.quantize(residual)
+            residual = residual - quantized
+            codes.append(layer_codes)
+        return torch.stack(codes, dim=1)
 
     def _check_codes(self, codes: torch.Tensor) -> int:
         n = self._check(codes.shape[1])
@@ -89,8 +77,7 @@ class ResidualVectorQuantizer(nn.Module):
         if codes.shape[-1] and not (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             kind = self._stack_kind()
             if kind is not None:
-                small = codes.shape[0] * codes.shape[-1] <= _SMALL_FRAMES
-                with torch.no_grad(), single_thread() if small else contextlib.nullcontext():
+                with torch.no_grad():
                     return self._decode_stacked(codes, n, kind)
         return self.decode_loop(codes)
 
