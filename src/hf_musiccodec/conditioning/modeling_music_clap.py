@@ -55,7 +55,7 @@ def _encoder(hidden: int, heads: int, intermediate: int, layers: int, dropout: f
 
 
 class MusicClapProjection(nn.Module):
-    """``ClapProjectionLayer``: linear -> ReLU -> linear."""
+    """As ``ClapProjectionLayer`` (linear -> activation -> linear), with GELU: ReLU units died at high learning rates."""
 
     def __init__(self, hidden: int, projection_dim: int):
         super().__init__()
@@ -63,7 +63,7 @@ class MusicClapProjection(nn.Module):
         self.linear2 = nn.Linear(projection_dim, projection_dim)
 
     def forward(self, x):
-        return self.linear2(F.relu(self.linear1(x)))
+        return self.linear2(F.gelu(self.linear1(x)))
 
 
 def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
