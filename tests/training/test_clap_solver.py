@@ -20,7 +20,8 @@ from hf_musiccodec.training.clap_solver import (
 SR = 8000
 TINY = dict(sampling_rate=SR, n_fft=256, hop_length=160, n_mels=32, f_min=20.0, f_max=4000.0, clip_seconds=1.0,
             audio_channels=[32, 32], audio_hidden_size=32, audio_num_layers=1, audio_num_heads=2,
-            audio_intermediate_size=64, text_num_layers=1, text_intermediate_size=64, text_max_length=16,
+            audio_intermediate_size=64,
+            text_head_size=32, text_num_heads=2, text_num_layers=1, text_intermediate_size=64, text_max_length=16,
             projection_dim=16, dropout=0.0)
 HIGH = ["a high tone", "a high pitched sine"]
 LOW = ["a low tone", "a deep low sine"]

