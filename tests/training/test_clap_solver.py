@@ -91,6 +91,11 @@ def test_crops_and_phrasings_are_seeded_per_epoch(tones, tmp_path):
     assert seen == set(HIGH)
     data.set_epoch(1)
     assert not all(torch.equal(a["input_features"], data[i]["input_features"]) for i, a in enumerate(first))
+    augmented = CaptionedCrops(records, fe, crop_frames=50, seed=1, cache_dir=tmp_path / "cache", gain_db=3.0,
+                               freq_masks=2, time_masks=2)
+    x = augmented[0]["input_features"]
+    assert x.shape == (32, 50) and torch.isfinite(x).all() and torch.equal(x, augmented[0]["input_features"])
+    assert (x - first[0]["input_features"]).abs().max() > 0
 
 
 def test_reader_and_metrics(tmp_path):

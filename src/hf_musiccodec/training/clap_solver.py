@@ -6,7 +6,8 @@ Data: JSONL files, one clip per line, with ``path`` (absolute, or relative to th
 kept for evaluation (instrument, tempo, key, ...).
 
 Each epoch a random ``crop_seconds`` crop of every training clip is taken (seeded by
-``(seed, epoch, index)``, so a resumed run sees the same crops). Log-mel spectrograms of whole
+``(seed, epoch, index)``, so a resumed run sees the same crops), with a small random gain and
+SpecAugment masks (``gain_db``, ``freq_masks``, ``time_masks``). Log-mel spectrograms of whole
 clips are computed once (cached on disk under ``output_dir/features``) and cropped on frames,
 which makes data loading free on CPU. The frozen MiniLM's token states are cached per caption
 string in memory: only the trainable text layer runs per step.
@@ -86,8 +87,10 @@ class CaptionedCrops(Dataset):
     """Random fixed-length log-mel crops of captioned clips, with one phrasing per clip and epoch."""
 
     def __init__(self, records: list[dict], feature_extractor, crop_frames: int, seed: int = 0,
-                 cache_dir=None, min_frames: int = 8):
+                 cache_dir=None, min_frames: int = 8, gain_db: float = 0.0, freq_masks: int = 0,
+                 time_masks: int = 0):
         self.records = records
+        self.gain_db, self.freq_masks, self.time_masks = float(gain_db), int(freq_masks), int(time_masks)
         self.fe = feature_extractor
         self.crop_frames = int(crop_frames)
         self.seed = int(seed)
@@ -129,6 +132,16 @@ class CaptionedCrops(Dataset):
         frames = mel.shape[-1]
         start = int(rng.integers(0, max(frames - self.crop_frames, 0) + 1))
         crop = mel[:, start: start + self.crop_frames].float()
+        crop = crop + float(rng.uniform(-self.gain_db, self.gain_db)) / 20  # log10 magnitude: dB / 20
+        floor = math.log10(1e-5)
+        for _ in range(self.freq_masks):  # SpecAugment: a band of up to 1/12 of the mel bins at the floor
+            width = int(rng.integers(0, crop.shape[0] // 12 + 1))
+            lo = int(rng.integers(0, crop.shape[0] - width + 1))
+            crop[lo: lo + width] = floor
+        for _ in range(self.time_masks):  # and a span of up to 1/20 of the crop
+            width = int(rng.integers(0, crop.shape[1] // 20 + 1))
+            lo = int(rng.integers(0, max(crop.shape[1] - width, 0) + 1))
+            crop[:, lo: lo + width] = floor
         features = torch.full((mel.shape[0], self.crop_frames), float(self.fe.padding_value))
         features[:, : crop.shape[-1]] = crop
         mask = torch.zeros(self.crop_frames, dtype=torch.long)
@@ -147,6 +160,9 @@ class ClapTrainingConfig(BaseTrainingConfig):
     model_config: dict = field(default_factory=dict)  # MusicClapConfig overrides
     init_from: str | None = None              # a saved MusicClap folder to continue from
     validation_max_items: int = 1000
+    gain_db: float = 2.0                      # augmentation: random gain in [-gain_db, gain_db] dB
+    freq_masks: int = 1                       # augmentation: SpecAugment bands (up to n_mels / 12 each)
+    time_masks: int = 2                       # augmentation: SpecAugment spans (up to crop / 20 each)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05                # cosine decay to this fraction of learning_rate at max_steps
     weight_decay: float = 0.01
@@ -196,7 +212,8 @@ class ClapSolver(BaseSolver):
         self.crop_frames = int(round(crop * fe.sampling_rate / fe.hop_length))
         cache = self.output_dir / "features"
         self.train_records = read_captioned_jsonl(cfg.train_file)
-        self.train_set = CaptionedCrops(self.train_records, fe, self.crop_frames, cfg.seed, cache_dir=cache)
+        self.train_set = CaptionedCrops(self.train_records, fe, self.crop_frames, cfg.seed, cache_dir=cache,
+                                        gain_db=cfg.gain_db, freq_masks=cfg.freq_masks, time_masks=cfg.time_masks)
         self.validation_records = None
         if cfg.validation_file:
             records = read_captioned_jsonl(cfg.validation_file)[: cfg.validation_max_items]
