@@ -61,7 +61,9 @@ def test_trains_loss_drops_exports_and_separates_high_from_low(tones, tmp_path):
     assert len(losses) == 40
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3, losses
     metrics = solver.validate()
-    assert set(metrics) >= {"val/t2a_R@1", "val/a2t_R@1", "val/t2a_R@10", "val/t2a_mAP@10"}
+    assert set(metrics) >= {"val/t2a_R@1", "val/a2t_R@1", "val/t2a_R@10", "val/t2a_mAP@10", "val/score"}
+    best = json.loads((tmp_path / "run" / "best" / "training_state.json").read_text())
+    assert best["step"] == 40 and best["val/score"] >= metrics["val/score"] - 1e-6
 
     files = {p.name for p in folder.iterdir()}
     assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= files

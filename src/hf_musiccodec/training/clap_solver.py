@@ -319,6 +319,15 @@ class ClapSolver(BaseSolver):
         sim = text @ audio.T
         metrics = retrieval_metrics(sim, "val/t2a_")
         metrics.update(retrieval_metrics(sim.T, "val/a2t_"))
+        # The best model so far by mean mAP@10 of both directions, exported to output_dir/best
+        # (small data overfits; the final step is not always the best one).
+        score = (metrics["val/t2a_mAP@10"] + metrics["val/a2t_mAP@10"]) / 2
+        metrics["val/score"] = score
+        best_file = self.output_dir / "best" / "training_state.json"
+        best = json.loads(best_file.read_text())["val/score"] if best_file.is_file() else -1.0
+        if score > best:
+            self.export(self.output_dir / "best")
+            best_file.write_text(json.dumps({"step": self.state.step, "val/score": score, **metrics}))
         return metrics
 
     def export_model(self):
