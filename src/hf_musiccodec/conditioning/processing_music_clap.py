@@ -76,13 +76,15 @@ class MusicClapFeatureExtractor(SequenceFeatureExtractor):
             else:
                 items = list(audio)
         else:
-            raise ValueError(f"audio must be a numpy array, a torch tensor or a list of them, got {type(audio).__name__}")
+            raise ValueError(f"audio must be a numpy array, a torch tensor or a list of them, "
+                             f"got {type(audio).__name__}")
         clips = []
         for i, clip in enumerate(items):
             if isinstance(clip, torch.Tensor):
                 clip = clip.detach().cpu().float().numpy()
             clip = np.asarray(clip)
-            if clip.dtype == object or not (np.issubdtype(clip.dtype, np.floating) or np.issubdtype(clip.dtype, np.integer)):
+            numeric = np.issubdtype(clip.dtype, np.floating) or np.issubdtype(clip.dtype, np.integer)
+            if clip.dtype == object or not numeric:
                 raise ValueError(f"audio clip {i}: expected numbers, got dtype {clip.dtype}")
             if np.issubdtype(clip.dtype, np.integer):
                 raise ValueError(f"audio clip {i}: integer samples ({clip.dtype}); pass float audio in [-1, 1]")
@@ -96,7 +98,8 @@ class MusicClapFeatureExtractor(SequenceFeatureExtractor):
             if clip.size == 0:
                 raise ValueError(f"audio clip {i} is empty (0 samples)")
             if not np.isfinite(clip).all():
-                raise ValueError(f"audio clip {i} has {int(np.size(clip) - np.isfinite(clip).sum())} NaN or infinite samples")
+                bad = int(np.size(clip) - np.isfinite(clip).sum())
+                raise ValueError(f"audio clip {i} has {bad} NaN or infinite samples")
             clips.append(clip.astype(np.float32, copy=False))
         return clips
 

@@ -303,7 +303,8 @@ class ClapSolver(BaseSolver):
             texts.append(model.get_text_features(text_hidden_states=states, attention_mask=mask).pooler_output)
             mels = self.validation_features[i: i + batch_size]
             width = max(m.shape[-1] for m in mels)
-            feats = torch.full((len(mels), mels[0].shape[0], width), float(self.processor.feature_extractor.padding_value))
+            pad = float(self.processor.feature_extractor.padding_value)
+            feats = torch.full((len(mels), mels[0].shape[0], width), pad)
             amask = torch.zeros(len(mels), width, dtype=torch.long)
             for j, m in enumerate(mels):
                 feats[j, :, : m.shape[-1]] = m.float()
