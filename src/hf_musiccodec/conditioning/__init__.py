@@ -1,5 +1,14 @@
-"""Conditioning shared by the generators: the MiniLM text encoder (later: the CLAP-style model)."""
+"""Conditioning shared by the generators: the MiniLM text encoder and the CLAP-style MusicClap model.
 
+Importing this package registers MusicClap with transformers' ``AutoConfig``, ``AutoModel``,
+``AutoFeatureExtractor`` and ``AutoProcessor`` (model type ``music_clap``).
+"""
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor
+
+from hf_musiccodec.conditioning.configuration_music_clap import MusicClapConfig
+from hf_musiccodec.conditioning.modeling_music_clap import MusicClapModel, MusicClapPreTrainedModel
+from hf_musiccodec.conditioning.processing_music_clap import MusicClapFeatureExtractor, MusicClapProcessor
 from hf_musiccodec.conditioning.text_encoder import (
     MINILM_PACKAGE,
     TextEncoder,
@@ -8,4 +17,34 @@ from hf_musiccodec.conditioning.text_encoder import (
     minilm_path,
 )
 
-__all__ = ["MINILM_PACKAGE", "TextEncoder", "TextEncoderOutput", "load_text_encoder", "minilm_path"]
+AutoConfig.register(MusicClapConfig.model_type, MusicClapConfig, exist_ok=True)
+AutoModel.register(MusicClapConfig, MusicClapModel, exist_ok=True)
+AutoFeatureExtractor.register(MusicClapConfig, MusicClapFeatureExtractor, exist_ok=True)
+AutoProcessor.register(MusicClapConfig, MusicClapProcessor, exist_ok=True)
+
+
+def build_music_clap_processor(config: MusicClapConfig) -> MusicClapProcessor:
+    """A fresh processor for ``config``: its feature extractor + MiniLM's tokenizer (offline)."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    folder = Path(config.text_encoder_path) if config.text_encoder_path else minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return MusicClapProcessor(MusicClapFeatureExtractor.from_model_config(config), tokenizer,
+                              max_length=config.text_max_length)
+
+
+__all__ = [
+    "MINILM_PACKAGE",
+    "MusicClapConfig",
+    "MusicClapFeatureExtractor",
+    "MusicClapModel",
+    "MusicClapPreTrainedModel",
+    "MusicClapProcessor",
+    "TextEncoder",
+    "TextEncoderOutput",
+    "build_music_clap_processor",
+    "load_text_encoder",
+    "minilm_path",
+]
