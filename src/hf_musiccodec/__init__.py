@@ -1,14 +1,34 @@
-"""hf-musiccodec: neural audio codecs and music generators for the Hugging Face ecosystem."""
+"""hf-musiccodec: neural audio codecs and music generators for the Hugging Face ecosystem.
+
+Public classes are importable from here, lazily (as in diffusers): importing torch and
+transformers takes seconds, which the command line's ``--help`` and the audio/data helpers should
+not pay for. transformers' Auto classes still learn our models whenever transformers is imported
+(see ``_auto_registration``).
+"""
+
+import importlib
+
+from ._auto_registration import register_when_transformers_is_imported
 
 __version__ = "0.1.0"
-__all__ = ["MusicCodecConfig", "MusicCodecModel", "__version__"]
+
+# public name -> subpackage that defines it
+_LAZY = {
+    "MusicCodecConfig": "codecs",
+    "MusicCodecModel": "codecs",
+    "MusicClapConfig": "conditioning",
+    "MusicClapModel": "conditioning",
+    "MusicClapFeatureExtractor": "conditioning",
+    "MusicClapProcessor": "conditioning",
+    "TextEncoder": "conditioning",
+}
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name):
-    # Lazy: importing torch and transformers takes seconds, which the command line's --help
-    # and the audio/data helpers should not pay for.
-    if name in ("MusicCodecConfig", "MusicCodecModel"):
-        from . import codecs
-
-        return getattr(codecs, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'hf_musiccodec' has no attribute {name!r}")
+
+
+register_when_transformers_is_imported()
