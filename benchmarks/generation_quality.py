@@ -252,19 +252,20 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     pipe = None if args.reference_only or not args.generator else load_generator(args.generator)
     splits = load_splits(args.data)
-    clap_model, clap_processor = load_clap(args.clap)
     prompt_rows = sample_rows(splits["test"], args.num_prompts, args.seed)
+    generated = {}
+    if pipe is not None:  # before the slow reference embeddings: a broken generator fails fast
+        name = Path(args.generator).name
+        prompts = [r["caption"] for r in prompt_rows]
+        generated[name] = generate(pipe, prompts, args.seconds, args.seed)
+        generated[f"{name}, empty prompts"] = generate(pipe, [""] * len(prompts), args.seconds, args.seed)
+    clap_model, clap_processor = load_clap(args.clap)
     reference_rows = sample_rows(splits["validation"], None, args.seed)
     train_rows = sample_rows(splits["train"], args.novelty_clips or None, args.seed)
     measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),
                         load_clips(train_rows, args.seconds), prompt_rows, args.novelty_threshold)
     rows = [measures.row("real test clips (ceiling)", *load_clips(prompt_rows, args.seconds))]
-    if pipe is not None:
-        name = Path(args.generator).name
-        prompts = [r["caption"] for r in prompt_rows]
-        rows.append(measures.row(name, *generate(pipe, prompts, args.seconds, args.seed)))
-        rows.append(measures.row(f"{name}, empty prompts", *generate(pipe, [""] * len(prompts), args.seconds,
-                                                                     args.seed)))
+    rows += [measures.row(name, *clips) for name, clips in generated.items()]
     return {
         "generator": args.generator if pipe is not None else None,
         "data": str(args.data),
