@@ -139,3 +139,44 @@ def test_check_generator_output_rejects(audios, message):
 def test_check_generator_output_accepts_tensors_and_rounding():
     out = check_generator_output(ToneOutput(torch.zeros(2, 2, 95, dtype=torch.float64)), 2, 100, 1.0)
     assert isinstance(out, np.ndarray) and out.shape == (2, 2, 95) and out.dtype == np.float32
+
+
+def test_transformers_musicgen_folder_is_wrapped_to_the_convention(tmp_path):
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertModel,
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        EncodecModel,
+        MusicgenDecoderConfig,
+        MusicgenForCausalLM,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+    )
+
+    from hf_musiccodec.conditioning.text_encoder import minilm_path
+
+    torch.manual_seed(0)
+    # MusicGen's generate takes no token_type_ids, which BERT tokenizers return by default.
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True,
+                                              model_input_names=["input_ids", "attention_mask"])
+    text = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32))
+    codec = EncodecModel(EncodecConfig(num_filters=4, hidden_size=16, num_lstm_layers=1, codebook_size=64,
+                                       target_bandwidths=[1.5], sampling_rate=24_000))
+    decoder = MusicgenForCausalLM(MusicgenDecoderConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, num_codebooks=2,
+        max_position_embeddings=256, pad_token_id=64, bos_token_id=64, audio_channels=1))
+    model = MusicgenForConditionalGeneration(text_encoder=text, audio_encoder=codec, decoder=decoder)
+    model.generation_config.update(pad_token_id=64, decoder_start_token_id=64)
+    model.save_pretrained(tmp_path)
+    MusicgenProcessor(EncodecFeatureExtractor(sampling_rate=24_000), tokenizer).save_pretrained(tmp_path)
+
+    pipe = load_generator(tmp_path)
+    assert pipe.sampling_rate == 24_000
+    runs = [pipe(p, audio_length_in_s=0.5, generator=torch.Generator().manual_seed(3)) for p in ("a waltz", "a waltz", "")]
+    audios = check_generator_output(runs[0], 1, pipe.sampling_rate, 0.5, tolerance=0.0)
+    assert audios.shape[:2] == (1, 1)
+    np.testing.assert_array_equal(runs[1].audios, runs[0].audios)  # seeded
+    assert runs[2].audios.shape == runs[0].audios.shape  # empty prompt: unconditional

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ class GeneratorError(ValueError):
 class TextToAudioAdapter:
     """A transformers ``text-to-audio`` pipeline (MusicGen) called with this package's convention.
 
-    ``audio_length_in_s`` becomes ``max_new_tokens`` at the audio encoder's frame rate; transformers
-    samples from the global RNG, so ``generator`` seeds that (its ``initial_seed()``).
+    ``audio_length_in_s`` becomes ``max_new_tokens`` at the audio encoder's frame rate, plus the
+    ``num_codebooks - 1`` steps the delay pattern costs; transformers samples from the global RNG,
+    so ``generator`` seeds that (its ``initial_seed()``).
     """
 
     def __init__(self, folder):
@@ -42,6 +44,7 @@ class TextToAudioAdapter:
         self.pipe = pipeline("text-to-audio", model=str(folder), device="cpu")
         self.sampling_rate = int(self.pipe.sampling_rate)
         self.frame_rate = float(self.pipe.model.config.audio_encoder.frame_rate)
+        self.delay_steps = int(self.pipe.model.config.decoder.num_codebooks) - 1
 
     def __call__(self, prompt, audio_length_in_s: float = 10.0, generator: torch.Generator | None = None, **kwargs):
         from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
@@ -49,7 +52,8 @@ class TextToAudioAdapter:
         if generator is not None:
             torch.manual_seed(generator.initial_seed())
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        forward = {"do_sample": True, "max_new_tokens": max(1, round(audio_length_in_s * self.frame_rate)), **kwargs}
+        forward = {"do_sample": True, "max_new_tokens": math.ceil(audio_length_in_s * self.frame_rate) + self.delay_steps,
+                   **kwargs}
         outputs = self.pipe(prompts, forward_params=forward)
         audios = [np.atleast_2d(np.asarray(o["audio"], dtype=np.float32)) for o in outputs]
         return AudioPipelineOutput(audios=np.stack(audios))
