@@ -39,20 +39,23 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIRED_COLUMNS = ("path", "caption", "tempo_bpm", "key")
 SPLITS = ("train", "validation", "test")
 
-# What each column is (printed under every table, stored in the JSON).
+# Table header and meaning of each column (printed under every table, stored in the JSON).
 COLUMNS = {
-    "n": "clips in the row",
-    "fad_clap": "Fréchet distance to the reference set, CLAP audio embedding (one 'clap' vector per clip); "
-                "lower is better; biased upward for small sets, so compare rows of equal n only",
-    "fad_mel": "same with the non-learned 'mel-stats' embedding (log-mel band mean/std per 1 s window)",
-    "clap_score": "cosine of the CLAP text embedding of the prompt and the clip's audio embedding, [-1, 1]",
-    "tempo_4": "share of clips whose estimated tempo is within 4 % of the prompt row's tempo (librosa)",
-    "tempo_8": "same within 8 %",
-    "key": "share of clips whose estimated key and mode equal the prompt row's (Krumhansl profiles)",
-    "mode": "share whose estimated mode (major/minor) equals the prompt row's",
-    "novelty": "share of clips whose nearest training clip (CLAP cosine) is above the threshold: "
-               "copying, lower is more novel",
-    "rtf": "real-time factor: generation wall time / seconds of audio generated (< 1 is faster than real time)",
+    "n": ("n", "clips in the row"),
+    "fad_clap": ("FAD (clap)", "Fréchet distance to the reference set, CLAP audio embedding (one vector per clip); "
+                 "lower is better; biased upward for small sets, so compare rows of equal n only"),
+    "fad_mel": ("FAD (mel-stats)", "same with the non-learned 'mel-stats' embedding (log-mel band mean/std per "
+                "1 s window)"),
+    "clap_score": ("CLAP score", "cosine of the CLAP text embedding of the prompt and the clip's audio embedding, "
+                   "[-1, 1]"),
+    "tempo_4": ("tempo acc 4%", "share of clips whose estimated tempo (librosa) is within 4 % of the prompt row's"),
+    "tempo_8": ("tempo acc 8%", "same within 8 %"),
+    "key": ("key acc", "share of clips whose estimated key and mode (Krumhansl profiles) equal the prompt row's"),
+    "mode": ("mode acc", "share whose estimated mode (major/minor) equals the prompt row's"),
+    "novelty": ("novelty (clap > {threshold:g})", "share of clips whose nearest training clip (CLAP cosine) is "
+                "above the threshold: copying, lower is more novel"),
+    "rtf": ("RTF", "real-time factor: generation wall time / seconds of audio generated (< 1: faster than "
+            "real time)"),
 }
 
 
@@ -216,12 +219,11 @@ def generate(pipe, prompts: list[str], seconds: float, seed: int) -> tuple[list[
 
 
 def table(rows: list[Row], novelty_threshold: float) -> str:
-    head = ["row", "n", "FAD (clap)", "FAD (mel-stats)", "CLAP score", "tempo acc 4%", "tempo acc 8%",
-            "key acc", "mode acc", f"novelty (clap > {novelty_threshold:g})", "RTF"]
+    head = ["row"] + [h.format(threshold=novelty_threshold) for h, _ in COLUMNS.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        values = [r.fad_clap, r.fad_mel, r.clap_score, r.tempo_4, r.tempo_8, r.key, r.mode, r.novelty]
-        cells = [r.name, str(r.n)] + [f"{v:.3f}" for v in values] + ["—" if r.rtf is None else f"{r.rtf:.3f}"]
+        cells = [r.name, str(r.n)] + [f"{getattr(r, k):.3f}" for k in list(COLUMNS)[1:-1]]
+        cells.append("—" if r.rtf is None else f"{r.rtf:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -276,7 +278,7 @@ def run(args) -> dict:
         "reference_set": f"all {len(reference_rows)} validation clips (disjoint from test)",
         "novelty_training_clips": len(train_rows),
         "novelty_threshold": args.novelty_threshold,
-        "columns": COLUMNS,
+        "columns": {k: d for k, (_, d) in COLUMNS.items()},
         "rows": [asdict(r) for r in rows],
     }
 
@@ -292,7 +294,7 @@ def report(result: dict) -> str:
         table(rows, result["novelty_threshold"]),
         "",
     ]
-    lines += [f"- {k}: {v}" for k, v in COLUMNS.items()]
+    lines += [f"- {h.format(threshold=result['novelty_threshold'])}: {d}" for h, d in COLUMNS.values()]
     return "\n".join(lines)
 
 

@@ -175,7 +175,8 @@ def test_transformers_musicgen_folder_is_wrapped_to_the_convention(tmp_path):
 
     pipe = load_generator(tmp_path)
     assert pipe.sampling_rate == 24_000
-    runs = [pipe(p, audio_length_in_s=0.5, generator=torch.Generator().manual_seed(3)) for p in ("a waltz", "a waltz", "")]
+    runs = [pipe(p, audio_length_in_s=0.5, generator=torch.Generator().manual_seed(3))
+            for p in ("a waltz", "a waltz", "")]
     audios = check_generator_output(runs[0], 1, pipe.sampling_rate, 0.5, tolerance=0.0)
     assert audios.shape[:2] == (1, 1)
     np.testing.assert_array_equal(runs[1].audios, runs[0].audios)  # seeded

@@ -52,8 +52,8 @@ class TextToAudioAdapter:
         if generator is not None:
             torch.manual_seed(generator.initial_seed())
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        forward = {"do_sample": True, "max_new_tokens": math.ceil(audio_length_in_s * self.frame_rate) + self.delay_steps,
-                   **kwargs}
+        steps = math.ceil(audio_length_in_s * self.frame_rate) + self.delay_steps
+        forward = {"do_sample": True, "max_new_tokens": steps, **kwargs}
         outputs = self.pipe(prompts, forward_params=forward)
         audios = [np.atleast_2d(np.asarray(o["audio"], dtype=np.float32)) for o in outputs]
         return AudioPipelineOutput(audios=np.stack(audios))
