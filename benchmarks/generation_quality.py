@@ -32,8 +32,24 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
+
+from hf_musiccodec.audio.io import load_audio
+from hf_musiccodec.metrics import (
+    ClapAudioEmbedding,
+    MelStatsEmbedding,
+    clap_score,
+    embed_audio,
+    estimate_key,
+    estimate_tempo,
+    frechet_distance,
+    key_accuracy,
+    novelty,
+    tempo_accuracy,
+)
+from hf_musiccodec.pipelines import GeneratorError, check_generator_output, check_sampling_rate, load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED_COLUMNS = ("path", "caption", "tempo_bpm", "key")
@@ -83,19 +99,14 @@ class Row:
 
 def load_splits(data):
     """Train / validation / test of a render folder (or its manifest) or of a saved DatasetDict."""
-    import datasets
-
     data = Path(data)
+    manifest = data if data.is_file() and data.suffix == ".jsonl" else data / "manifest.jsonl"
     if (data / "dataset_dict.json").is_file():
         splits = datasets.load_from_disk(str(data))
-    elif data.is_file() and data.suffix == ".jsonl":
-        from hf_musiccodec.data.captioned import music21_caption_dataset
+    elif manifest.is_file():
+        from hf_musiccodec.data.captioned import music21_caption_dataset  # only render folders need it
 
-        splits = music21_caption_dataset(data.parent, manifest_name=data.name)
-    elif (data / "manifest.jsonl").is_file():
-        from hf_musiccodec.data.captioned import music21_caption_dataset
-
-        splits = music21_caption_dataset(data)
+        splits = music21_caption_dataset(manifest.parent, manifest_name=manifest.name)
     else:
         raise BenchmarkError(f"--data {data}: neither a render folder with manifest.jsonl nor a saved DatasetDict")
     for split in SPLITS:
@@ -115,8 +126,6 @@ def sample_rows(split, n: int | None, seed: int) -> list[dict]:
 
 def load_clips(rows: list[dict], seconds: float) -> tuple[list[np.ndarray], int]:
     """The first ``seconds`` of each row's audio, mono, all at the first clip's rate."""
-    from hf_musiccodec.audio.io import load_audio
-
     clips, sr = [], None
     for r in rows:
         audio, sr = load_audio(r["path"], sampling_rate=sr, channels=1, duration=seconds)
@@ -153,8 +162,6 @@ class Measures:
     the training clips' CLAP embeddings (novelty) and the prompts' rows and text embeddings."""
 
     def __init__(self, clap_model, clap_processor, reference, train, prompt_rows, novelty_threshold: float):
-        from hf_musiccodec.metrics import ClapAudioEmbedding, MelStatsEmbedding, embed_audio
-
         self.embeddings = {"clap": ClapAudioEmbedding(clap_model, clap_processor), "mel": MelStatsEmbedding()}
         self.reference = {k: embed_audio(*reference, e) for k, e in self.embeddings.items()}
         self.train = embed_audio(*train, self.embeddings["clap"])
@@ -163,17 +170,6 @@ class Measures:
         self.novelty_threshold = novelty_threshold
 
     def row(self, name: str, clips: list[np.ndarray], sr: int, rtf: float | None = None) -> Row:
-        from hf_musiccodec.metrics import (
-            clap_score,
-            embed_audio,
-            estimate_key,
-            estimate_tempo,
-            frechet_distance,
-            key_accuracy,
-            novelty,
-            tempo_accuracy,
-        )
-
         emb = {k: embed_audio(clips, sr, e) for k, e in self.embeddings.items()}
         tempo = tempo_accuracy([estimate_tempo(c, sr) for c in clips], [r["tempo_bpm"] for r in self.rows])
         # A silent clip has no key: "X" (mir_eval's "no key") scores as wrong.
@@ -199,8 +195,6 @@ class Measures:
 
 def generate(pipe, prompts: list[str], seconds: float, seed: int) -> tuple[list[np.ndarray], int, float]:
     """One call per prompt, seeded ``seed + i``; returns clips cut to ``seconds``, the rate and the RTF."""
-    from hf_musiccodec.pipelines import GeneratorError, check_generator_output, check_sampling_rate
-
     sr = check_sampling_rate(pipe)
     clips, wall = [], 0.0
     for i, prompt in enumerate(prompts):
@@ -249,8 +243,6 @@ def parse_args(argv=None):
 
 
 def run(args) -> dict:
-    from hf_musiccodec.pipelines import load_generator
-
     torch.set_num_threads(args.threads)
     pipe = None if args.reference_only or not args.generator else load_generator(args.generator)
     splits = load_splits(args.data)
@@ -289,7 +281,7 @@ def report(result: dict) -> str:
         f"Generation quality: {result['prompts']}, {result['seconds']:g} s clips, seed {result['seed']}",
         f"data: {result['data']}; CLAP: {result['clap']}",
         f"reference set for FAD: {result['reference_set']}; novelty: nearest of "
-        f"{result['novelty_training_clips']} training clips",
+        f"{result['novelty_training_clips']} training clips (seeded sample; --novelty-clips 0: all)",
         "",
         table(rows, result["novelty_threshold"]),
         "",
