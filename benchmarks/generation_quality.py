@@ -245,15 +245,15 @@ def parse_args(argv=None):
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     pipe = None if args.reference_only or not args.generator else load_generator(args.generator)
+    clap_model, clap_processor = load_clap(args.clap)
     splits = load_splits(args.data)
     prompt_rows = sample_rows(splits["test"], args.num_prompts, args.seed)
     generated = {}
     if pipe is not None:  # before the slow reference embeddings: a broken generator fails fast
-        name = Path(args.generator).name
+        name = Path(args.generator).resolve().name
         prompts = [r["caption"] for r in prompt_rows]
         generated[name] = generate(pipe, prompts, args.seconds, args.seed)
         generated[f"{name}, empty prompts"] = generate(pipe, [""] * len(prompts), args.seconds, args.seed)
-    clap_model, clap_processor = load_clap(args.clap)
     reference_rows = sample_rows(splits["validation"], None, args.seed)
     train_rows = sample_rows(splits["train"], args.novelty_clips or None, args.seed)
     measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),
