@@ -268,7 +268,9 @@ def run(args) -> dict:
         "seed": args.seed,
         "prompts": f"{len(prompt_rows)} test rows (seeded sample), their 'caption'",
         "reference_set": f"all {len(reference_rows)} validation clips (disjoint from test)",
-        "novelty_training_clips": len(train_rows),
+        "novelty_training_set": (f"all {len(train_rows)} training clips" if len(train_rows) == len(splits["train"])
+                                 else f"{len(train_rows)} of {len(splits['train'])} training clips (seeded sample; "
+                                      f"--novelty-clips 0: all)"),
         "novelty_threshold": args.novelty_threshold,
         "columns": {k: d for k, (_, d) in COLUMNS.items()},
         "rows": [asdict(r) for r in rows],
@@ -280,8 +282,7 @@ def report(result: dict) -> str:
     lines = [
         f"Generation quality: {result['prompts']}, {result['seconds']:g} s clips, seed {result['seed']}",
         f"data: {result['data']}; CLAP: {result['clap']}",
-        f"reference set for FAD: {result['reference_set']}; novelty: nearest of "
-        f"{result['novelty_training_clips']} training clips (seeded sample; --novelty-clips 0: all)",
+        f"reference set for FAD: {result['reference_set']}; novelty: nearest of {result['novelty_training_set']}",
         "",
         table(rows, result["novelty_threshold"]),
         "",

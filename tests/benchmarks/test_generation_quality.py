@@ -74,6 +74,7 @@ def test_table_has_every_column_and_both_reference_rows(gq, inputs, tmp_path, mo
     assert gq.main(argv) == 0
     out = capsys.readouterr().out
     assert "reference set for FAD: all 3 validation clips (disjoint from test)" in out
+    assert "novelty: nearest of all 2 training clips" in out
     rows = _table_rows(out)
     assert list(rows) == ["real test clips (ceiling)", "tones", "tones, empty prompts"]
     assert rows["real test clips (ceiling)"]["RTF"] == "—" and float(rows["tones"]["RTF"]) > 0
