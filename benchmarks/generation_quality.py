@@ -1,0 +1,309 @@
+#!/usr/bin/env python
+"""Generation quality table of a text-to-music generator, on the test prompts of a captioned dataset.
+
+    PYTHONPATH=src python benchmarks/generation_quality.py --generator pipelines/<name> \
+        [--clap pipelines/music-clap] [--data data/music21] [--num-prompts 32] [--seconds 10] [--json out.json]
+    PYTHONPATH=src python benchmarks/generation_quality.py --reference-only      # just the real-clips row
+
+The generator is any folder :func:`hf_musiccodec.pipelines.load_generator` opens (a pipeline of
+this package or a transformers MusicGen folder), called as the package's convention says:
+``pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed + i))``,
+one prompt per call. Prompts are the ``caption`` of ``--num-prompts`` test rows (a seeded sample);
+tempo and key are compared with those rows' metadata, whether or not the caption states them.
+
+Rows (every row measured the same way, on clips cut to ``--seconds``):
+
+* **real test clips**: the test clips themselves, the ceiling;
+* **generator**: the generator on the prompts;
+* **generator, empty prompts**: the same seeds with ``""`` as prompt: what the text adds (its CLAP
+  score is still against the real prompts).
+
+``--data`` is a render folder with ``manifest.jsonl`` (``music21_caption_dataset``) or a folder
+written by ``DatasetDict.save_to_disk`` with columns path, caption, tempo_bpm, key and splits
+train / validation / test. Bad input is a one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from hf_musiccodec.audio.io import load_audio
+from hf_musiccodec.metrics import (
+    ClapAudioEmbedding,
+    MelStatsEmbedding,
+    clap_score,
+    embed_audio,
+    estimate_key,
+    estimate_tempo,
+    frechet_distance,
+    key_accuracy,
+    novelty,
+    tempo_accuracy,
+)
+from hf_musiccodec.pipelines import GeneratorError, check_generator_output, check_sampling_rate, load_generator
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_COLUMNS = ("path", "caption", "tempo_bpm", "key")
+SPLITS = ("train", "validation", "test")
+
+# Table header and meaning of each column (printed under every table, stored in the JSON).
+COLUMNS = {
+    "n": ("n", "clips in the row"),
+    "fad_clap": ("FAD (clap)", "Fréchet distance to the reference set, CLAP audio embedding (one vector per clip); "
+                 "lower is better; biased upward for small sets, so compare rows of equal n only"),
+    "fad_mel": ("FAD (mel-stats)", "same with the non-learned 'mel-stats' embedding (log-mel band mean/std per "
+                "1 s window)"),
+    "clap_score": ("CLAP score", "cosine of the CLAP text embedding of the prompt and the clip's audio embedding, "
+                   "[-1, 1]"),
+    "tempo_4": ("tempo acc 4%", "share of clips whose estimated tempo (librosa) is within 4 % of the prompt row's"),
+    "tempo_8": ("tempo acc 8%", "same within 8 %"),
+    "key": ("key acc", "share of clips whose estimated key and mode (Krumhansl profiles) equal the prompt row's"),
+    "mode": ("mode acc", "share whose estimated mode (major/minor) equals the prompt row's"),
+    "novelty": ("novelty (clap > {threshold:g})", "share of clips whose nearest training clip (CLAP cosine) is "
+                "above the threshold: copying, lower is more novel"),
+    "rtf": ("RTF", "real-time factor: generation wall time / seconds of audio generated (< 1: faster than "
+            "real time)"),
+}
+
+
+class BenchmarkError(ValueError):
+    """Bad input: reported in one line."""
+
+
+@dataclass
+class Row:
+    name: str
+    n: int
+    fad_clap: float
+    fad_mel: float
+    clap_score: float
+    tempo_4: float
+    tempo_8: float
+    key: float
+    mode: float
+    novelty: float
+    rtf: float | None = None
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_splits(data):
+    """Train / validation / test of a render folder (or its manifest) or of a saved DatasetDict."""
+    data = Path(data)
+    manifest = data if data.is_file() and data.suffix == ".jsonl" else data / "manifest.jsonl"
+    if (data / "dataset_dict.json").is_file():
+        splits = datasets.load_from_disk(str(data))
+    elif manifest.is_file():
+        from hf_musiccodec.data.captioned import music21_caption_dataset  # only render folders need it
+
+        splits = music21_caption_dataset(manifest.parent, manifest_name=manifest.name)
+    else:
+        raise BenchmarkError(f"--data {data}: neither a render folder with manifest.jsonl nor a saved DatasetDict")
+    for split in SPLITS:
+        if split not in splits or len(splits[split]) == 0:
+            raise BenchmarkError(f"--data {data} has no {split} split (or it is empty)")
+        missing = [c for c in REQUIRED_COLUMNS if c not in splits[split].column_names]
+        if missing:
+            raise BenchmarkError(f"--data {data}: the {split} split lacks columns {missing}")
+    return splits
+
+
+def sample_rows(split, n: int | None, seed: int) -> list[dict]:
+    """``n`` rows drawn with ``seed`` (all when ``n`` is None or larger), as dicts."""
+    order = np.random.default_rng(seed).permutation(len(split))
+    return [split[int(i)] for i in order[: n or len(split)]]
+
+
+def load_clips(rows: list[dict], seconds: float) -> tuple[list[np.ndarray], int]:
+    """The first ``seconds`` of each row's audio, mono, all at the first clip's rate."""
+    clips, sr = [], None
+    for r in rows:
+        audio, sr = load_audio(r["path"], sampling_rate=sr, channels=1, duration=seconds)
+        clips.append(audio)
+    return clips, sr
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def load_clap(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchmarkError(f"--clap {folder} does not exist")
+    import hf_musiccodec.conditioning  # noqa: F401  registers MusicClap with the Auto classes
+    from transformers import AutoModel, AutoProcessor
+
+    return AutoModel.from_pretrained(folder, local_files_only=True).eval(), AutoProcessor.from_pretrained(
+        folder, local_files_only=True)
+
+
+@torch.no_grad()
+def text_embeddings(model, processor, texts: list[str], batch: int = 32) -> np.ndarray:
+    out = []
+    for i in range(0, len(texts), batch):
+        features = processor(text=texts[i: i + batch], return_tensors="pt", padding=True)
+        emb = model.get_text_features(**features)
+        out.append(getattr(emb, "pooler_output", emb).float().numpy())
+    return np.concatenate(out)
+
+
+class Measures:
+    """Everything a row is measured against: the reference set (validation clips) in both embeddings,
+    the training clips' CLAP embeddings (novelty) and the prompts' rows and text embeddings."""
+
+    def __init__(self, clap_model, clap_processor, reference, train, prompt_rows, novelty_threshold: float):
+        self.embeddings = {"clap": ClapAudioEmbedding(clap_model, clap_processor), "mel": MelStatsEmbedding()}
+        self.reference = {k: embed_audio(*reference, e) for k, e in self.embeddings.items()}
+        self.train = embed_audio(*train, self.embeddings["clap"])
+        self.rows = prompt_rows
+        self.text = text_embeddings(clap_model, clap_processor, [r["caption"] for r in prompt_rows])
+        self.novelty_threshold = novelty_threshold
+
+    def row(self, name: str, clips: list[np.ndarray], sr: int, rtf: float | None = None) -> Row:
+        emb = {k: embed_audio(clips, sr, e) for k, e in self.embeddings.items()}
+        tempo = tempo_accuracy([estimate_tempo(c, sr) for c in clips], [r["tempo_bpm"] for r in self.rows])
+        # A silent clip has no key: "X" (mir_eval's "no key") scores as wrong.
+        keys = [estimate_key(c, sr) if np.any(c) else "X" for c in clips]
+        modes = [k.split()[-1] == r["key"].split()[-1] for k, r in zip(keys, self.rows)]
+        return Row(
+            name=name,
+            n=len(clips),
+            fad_clap=frechet_distance(self.reference["clap"], emb["clap"]),
+            fad_mel=frechet_distance(self.reference["mel"], emb["mel"]),
+            clap_score=clap_score(self.text, emb["clap"]),
+            tempo_4=tempo["acc_4pct"],
+            tempo_8=tempo["acc_8pct"],
+            key=key_accuracy(keys, [r["key"] for r in self.rows])["exact"],
+            mode=float(np.mean(modes)),
+            novelty=novelty(emb["clap"], self.train, self.novelty_threshold).share_above,
+            rtf=rtf,
+        )
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generate(pipe, prompts: list[str], seconds: float, seed: int) -> tuple[list[np.ndarray], int, float]:
+    """One call per prompt, seeded ``seed + i``; returns clips cut to ``seconds``, the rate and the RTF."""
+    sr = check_sampling_rate(pipe)
+    clips, wall = [], 0.0
+    for i, prompt in enumerate(prompts):
+        started = time.perf_counter()
+        try:
+            out = pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed + i))
+        except Exception as e:  # whatever the generator raises, the convention was not met
+            raise GeneratorError(f"{type(pipe).__name__} failed on prompt {i}: {type(e).__name__}: {e}") from None
+        wall += time.perf_counter() - started
+        audios = check_generator_output(out, 1, sr, seconds)
+        clips.append(audios[0, :, : round(seconds * sr)])
+    return clips, sr, wall / (len(prompts) * seconds)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def table(rows: list[Row], novelty_threshold: float) -> str:
+    head = ["row"] + [h.format(threshold=novelty_threshold) for h, _ in COLUMNS.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.name, str(r.n)] + [f"{getattr(r, k):.3f}" for k in list(COLUMNS)[1:-1]]
+        cells.append("—" if r.rtf is None else f"{r.rtf:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generator", help="pipeline folder (model_index.json) or transformers MusicGen folder")
+    parser.add_argument("--reference-only", action="store_true", help="only the real-clips row")
+    parser.add_argument("--clap", default=str(REPO / "pipelines" / "music-clap"), help="CLAP model folder")
+    parser.add_argument("--data", default=str(REPO / "data" / "music21"), help="render folder or saved DatasetDict")
+    parser.add_argument("--num-prompts", type=int, default=32, help="test rows used (default 32)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of every clip (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--novelty-threshold", type=float, default=0.9, help="CLAP cosine (MusicLDM: 0.9, 0.95)")
+    parser.add_argument("--novelty-clips", type=int, default=256,
+                        help="training clips searched for nearest neighbours (seeded sample; 0 = all)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.num_prompts < 2 or args.seconds <= 0 or args.novelty_clips < 0:
+        parser.error("--num-prompts must be >= 2 (FAD needs two clips), --seconds > 0, --novelty-clips >= 0")
+    return args
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    pipe = None if args.reference_only or not args.generator else load_generator(args.generator)
+    clap_model, clap_processor = load_clap(args.clap)
+    splits = load_splits(args.data)
+    prompt_rows = sample_rows(splits["test"], args.num_prompts, args.seed)
+    generated = {}
+    if pipe is not None:  # before the slow reference embeddings: a broken generator fails fast
+        name = Path(args.generator).resolve().name
+        prompts = [r["caption"] for r in prompt_rows]
+        generated[name] = generate(pipe, prompts, args.seconds, args.seed)
+        generated[f"{name}, empty prompts"] = generate(pipe, [""] * len(prompts), args.seconds, args.seed)
+    reference_rows = sample_rows(splits["validation"], None, args.seed)
+    train_rows = sample_rows(splits["train"], args.novelty_clips or None, args.seed)
+    measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),
+                        load_clips(train_rows, args.seconds), prompt_rows, args.novelty_threshold)
+    rows = [measures.row("real test clips (ceiling)", *load_clips(prompt_rows, args.seconds))]
+    rows += [measures.row(name, *clips) for name, clips in generated.items()]
+    return {
+        "generator": args.generator if pipe is not None else None,
+        "data": str(args.data),
+        "clap": str(args.clap),
+        "seconds": args.seconds,
+        "seed": args.seed,
+        "prompts": f"{len(prompt_rows)} test rows (seeded sample), their 'caption'",
+        "reference_set": f"all {len(reference_rows)} validation clips (disjoint from test)",
+        "novelty_training_set": (f"all {len(train_rows)} training clips" if len(train_rows) == len(splits["train"])
+                                 else f"{len(train_rows)} of {len(splits['train'])} training clips (seeded sample; "
+                                      f"--novelty-clips 0: all)"),
+        "novelty_threshold": args.novelty_threshold,
+        "columns": {k: d for k, (_, d) in COLUMNS.items()},
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def report(result: dict) -> str:
+    rows = [Row(**r) for r in result["rows"]]
+    lines = [
+        f"Generation quality: {result['prompts']}, {result['seconds']:g} s clips, seed {result['seed']}",
+        f"data: {result['data']}; CLAP: {result['clap']}",
+        f"reference set for FAD: {result['reference_set']}; novelty: nearest of {result['novelty_training_set']}",
+        "",
+        table(rows, result["novelty_threshold"]),
+        "",
+    ]
+    lines += [f"- {h.format(threshold=result['novelty_threshold'])}: {d}" for h, d in COLUMNS.values()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except (ValueError, OSError) as e:  # GeneratorError and BenchmarkError are ValueErrors
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"generation_quality: error: {message}", file=sys.stderr)
+        return 2
+    print(report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

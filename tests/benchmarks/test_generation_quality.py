@@ -1,0 +1,134 @@
+"""benchmarks/generation_quality.py end to end: a tiny random-weight CLAP, synthesised clips with
+metadata, and ToneGenerator (a real generator of the convention) saved as a pipeline folder."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hf_musiccodec.conditioning import MusicClapConfig, MusicClapModel, build_music_clap_processor
+from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_quality.py"
+SR = 16_000
+SECONDS = 3.0
+# (split, tempo, key): test keys are not C major, the empty-prompt default of ToneGenerator.
+CLIPS = [("train", 120.0, "C major"), ("train", 100.0, "A minor"),
+         ("validation", 110.0, "G major"), ("validation", 90.0, "D minor"), ("validation", 130.0, "F major"),
+         ("test", 100.0, "E minor"), ("test", 120.0, "D major"), ("test", 140.0, "Bb major")]
+HEADER = ["FAD (clap)", "FAD (mel-stats)", "CLAP score", "tempo acc 4%", "tempo acc 8%", "key acc", "mode acc",
+          "novelty (clap > 0.9)", "RTF"]
+
+
+@pytest.fixture(scope="module")
+def gq():
+    spec = importlib.util.spec_from_file_location("generation_quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """(data folder, CLAP folder): a saved DatasetDict of synthesised clips and a tiny random CLAP."""
+    root = tmp_path_factory.mktemp("gq")
+    rows = {s: [] for s in ("train", "validation", "test")}
+    rng = np.random.default_rng(0)
+    for i, (split, tempo, key) in enumerate(CLIPS):
+        path = root / f"clip{i}.wav"
+        sf.write(path, arpeggio(tempo, key, SECONDS, SR, 0.005 * rng.standard_normal(int(SECONDS * SR))), SR)
+        rows[split].append({"path": str(path), "caption": f"a plucked arpeggio in {key}, {tempo:g} BPM",
+                            "tempo_bpm": tempo, "key": key})
+    datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(root / "data")
+    torch.manual_seed(0)
+    config = MusicClapConfig(sampling_rate=SR, n_fft=512, hop_length=320, n_mels=32, clip_seconds=1.0,
+                             audio_channels=(16, 16), audio_hidden_size=16, audio_num_layers=1, audio_num_heads=2,
+                             audio_intermediate_size=32, text_head_size=16, text_num_heads=2, text_num_layers=1,
+                             text_intermediate_size=32, text_max_length=32, projection_dim=16, dropout=0.0)
+    MusicClapModel(config).save_pretrained(root / "clap")
+    build_music_clap_processor(config).save_pretrained(root / "clap")
+    return root / "data", root / "clap"
+
+
+def _table_rows(out: str) -> dict:
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head == ["row", "n"] + HEADER
+    return {cells[0]: dict(zip(head[1:], cells[1:]))
+            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+
+
+def test_table_has_every_column_and_both_reference_rows(gq, inputs, tmp_path, monkeypatch, capsys):
+    data, clap = inputs
+    generator = saved(tmp_path / "tones", ToneGenerator, monkeypatch, SR)
+    argv = ["--generator", str(generator), "--clap", str(clap), "--data", str(data), "--num-prompts", "3",
+            "--seconds", str(SECONDS), "--threads", "1", "--json", str(tmp_path / "out.json")]
+    assert gq.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reference set for FAD: all 3 validation clips (disjoint from test)" in out
+    assert "novelty: nearest of all 2 training clips" in out
+    rows = _table_rows(out)
+    assert list(rows) == ["real test clips (ceiling)", "tones", "tones, empty prompts"]
+    assert rows["real test clips (ceiling)"]["RTF"] == "—" and float(rows["tones"]["RTF"]) > 0
+    for name, row in rows.items():
+        assert row["n"] == "3"
+        for column in HEADER[:-1]:
+            assert np.isfinite(float(row[column])), (name, column)
+    # ToneGenerator plays the prompt's key: real clips and prompted generations are the same audio
+    # up to noise, and the empty prompts (C major) get no test key right.
+    assert rows["tones"]["key acc"] == rows["real test clips (ceiling)"]["key acc"]
+    assert float(rows["tones"]["key acc"]) > float(rows["tones, empty prompts"]["key acc"]) == 0.0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert [r["name"] for r in result["rows"]] == list(rows) and set(result["columns"]) >= {"fad_clap", "rtf"}
+
+
+def test_reference_only_prints_the_real_clips_row(gq, inputs, capsys):
+    data, clap = inputs
+    assert gq.main(["--reference-only", "--clap", str(clap), "--data", str(data), "--seconds", str(SECONDS),
+                    "--threads", "1"]) == 0
+    assert list(_table_rows(capsys.readouterr().out)) == ["real test clips (ceiling)"]
+
+
+class FlatToneGenerator(ToneGenerator):
+    """Breaks the convention: returns ``(samples,)`` instead of ``(batch, channels, samples)``."""
+
+    def __call__(self, prompt, **kwargs):
+        out = super().__call__(prompt, **kwargs)
+        out.audios = out.audios[0, 0]
+        return out
+
+
+def _one_line_error(gq, capsys, argv) -> str:
+    assert gq.main(argv) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("generation_quality: error: ")]
+    assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
+    return errors[0]
+
+
+def test_contract_violation_is_one_line(gq, inputs, tmp_path, monkeypatch, capsys):
+    data, clap = inputs
+    generator = saved(tmp_path / "flat", FlatToneGenerator, monkeypatch, SR)
+    err = _one_line_error(gq, capsys, ["--generator", str(generator), "--clap", str(clap), "--data", str(data),
+                                       "--num-prompts", "2", "--seconds", "1", "--threads", "1"])
+    assert ".audios must be (batch=1, channels=1 or 2, samples), got shape (16000,)" in err
+
+
+def test_bad_inputs_are_one_line(gq, inputs, tmp_path, capsys):
+    data, clap = inputs
+    assert "does not exist" in _one_line_error(gq, capsys, ["--generator", str(tmp_path / "none")])
+    assert "--clap" in _one_line_error(gq, capsys, ["--reference-only", "--clap", str(tmp_path / "no"),
+                                                    "--data", str(data)])
+    no_test = tmp_path / "no_test"
+    splits = datasets.load_from_disk(str(data))
+    datasets.DatasetDict({"train": splits["train"], "validation": splits["validation"]}).save_to_disk(no_test)
+    assert "has no test split" in _one_line_error(gq, capsys, ["--reference-only", "--clap", str(clap),
+                                                               "--data", str(no_test)])
