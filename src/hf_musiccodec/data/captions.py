@@ -23,7 +23,7 @@ STYLES = ("train", "test")
 TEMPO_WORDS = {
     "train": {
         "slow": ["slow", "leisurely", "relaxed"],
-        "moderate": ["moderate", "medium", "middling"],
+        "moderate": ["moderate", "moderato", "mid-tempo"],
         "fast": ["fast", "quick", "swift"],
         "very fast": ["very fast", "rapid", "very quick"],
     },

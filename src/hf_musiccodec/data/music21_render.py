@@ -646,7 +646,7 @@ def render_many(
             bar.update(1)
             bar.set_postfix(new_hours=f"{seconds / 3600:.2f}")
     bar.close()
-    return read_manifest_records(manifest, absolute=False)
+    return _read_jsonl(manifest)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
