@@ -99,17 +99,30 @@ def test_render_piece_and_manifest(tmp_path):
 @needs_fluidsynth
 def test_render_many_resumes(tmp_path, monkeypatch):
     kw = dict(renders_per_piece=2, max_seconds=1.0, min_seconds=0.5, sampling_rate=16000, progress=False)
-    first = mr.render_many(["bach/bwv66.6"], tmp_path, **kw)
-    manifest = tmp_path / "manifest.jsonl"
+    monkeypatch.chdir(tmp_path)  # a relative out_dir: manifest paths must still be relative to it
+    first = mr.render_many(["bach/bwv66.6"], "out", **kw)
+    assert [r["path"] for r in first] == ["audio/bach__bwv66.6@0.flac", "audio/bach__bwv66.6@1.flac"]
+    manifest = tmp_path / "out" / "manifest.jsonl"
     # A crash while appending leaves a torn last line: it is dropped, and the clip rendered again.
     text = manifest.read_text().splitlines(keepends=True)
     manifest.write_text(text[0] + text[1][:40])
     calls = []
     render = mr.render_piece
     monkeypatch.setattr(mr, "render_piece", lambda *a, **k: calls.append(k["render_id"]) or render(*a, **k))
-    again = mr.render_many(["bach/bwv66.6"], tmp_path, **kw)
+    again = mr.render_many(["bach/bwv66.6"], "out", **kw)
     assert calls == ["bach/bwv66.6@1"] and again == first
-    assert mr.render_many(["bach/bwv66.6"], tmp_path, **kw) == first and len(calls) == 1
+    assert mr.render_many(["bach/bwv66.6"], "out", **kw) == first and len(calls) == 1
+
+
+@needs_fluidsynth
+def test_runaway_fluidsynth_is_stopped(tmp_path):
+    # A MIDI file longer than the allowed audio stands in for a score fluidsynth never finishes.
+    from music21 import note, stream
+
+    s = stream.Stream([note.Note("C4", quarterLength=40)])
+    s.write("midi", fp=str(tmp_path / "long.mid"))
+    with pytest.raises(RuntimeError, match="rendered past"):
+        mr.render_midi(tmp_path / "long.mid", tmp_path / "x.wav", sampling_rate=8000, max_audio_seconds=1.0)
 
 
 def test_dynamics_velocities():

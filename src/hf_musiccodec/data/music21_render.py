@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -337,9 +338,19 @@ def _meter(score) -> str:
 
 
 def render_midi(
-    midi_path, wav_path, *, sampling_rate: int = 44100, soundfont: str = DEFAULT_SOUNDFONT, gain: float = 0.5
+    midi_path,
+    wav_path,
+    *,
+    sampling_rate: int = 44100,
+    soundfont: str = DEFAULT_SOUNDFONT,
+    gain: float = 0.5,
+    max_audio_seconds: float | None = None,
 ) -> Path:
-    """MIDI -> stereo WAV at ``sampling_rate`` with the fluidsynth command-line synthesiser."""
+    """MIDI -> stereo WAV at ``sampling_rate`` with the fluidsynth command-line synthesiser.
+
+    ``max_audio_seconds``: stop with an error once the WAV grows past this length. Some corpus
+    scores give MIDI files on which fluidsynth's player never stops (gigabytes of WAV).
+    """
     if not fluidsynth_available(soundfont):
         raise RuntimeError(
             f"fluidsynth or the soundfont {soundfont} is missing: apt-get install fluidsynth fluid-soundfont-gm"
@@ -348,7 +359,18 @@ def render_midi(
         "fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sampling_rate),
         "-T", "wav", "-O", "float", "-F", str(wav_path), soundfont, str(midi_path),
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    max_bytes = None if max_audio_seconds is None else 4096 + max_audio_seconds * sampling_rate * 2 * 4
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 600
+        while proc.poll() is None:
+            runaway = max_bytes is not None and Path(wav_path).exists() and Path(wav_path).stat().st_size > max_bytes
+            if runaway or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"fluidsynth rendered past {max_audio_seconds} s of audio or 600 s: stopped")
+            time.sleep(0.05)
+        if proc.returncode:
+            raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.read().decode()[-300:]}")
     return Path(wav_path)
 
 
@@ -416,7 +438,11 @@ def render_piece(
     with tempfile.TemporaryDirectory(prefix="m21render-") as tmp:
         midi = Path(tmp) / "piece.mid"
         score.write("midi", fp=str(midi))
-        wav = render_midi(midi, Path(tmp) / "piece.wav", sampling_rate=sampling_rate, soundfont=soundfont)
+        # The score's length plus a generous release tail: anything longer is a runaway render.
+        expected = score.highestTime * 60 / bpm + 20
+        wav = render_midi(
+            midi, Path(tmp) / "piece.wav", sampling_rate=sampling_rate, soundfont=soundfont, max_audio_seconds=expected
+        )
         audio, sr = load_audio(wav, sampling_rate=sampling_rate, channels=channels)
     audio = _trim_silence(audio)
     if max_seconds is not None and audio.shape[-1] > max_seconds * sr:
@@ -639,6 +665,7 @@ def render_many(
                 Path(out_dir / "audio" / render_file_name(plan["render_id"])).unlink(missing_ok=True)
             else:
                 d = record.to_dict()
+                d["path"] = str(Path(record.path).resolve())  # stored relative to the manifest
                 d["mode"] = record.mode
                 d["split"] = assign_split(piece, validation_fraction, seed)
                 append_manifest_records([d], manifest)
