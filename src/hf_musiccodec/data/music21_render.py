@@ -11,7 +11,6 @@ Needs the optional ``music21`` package (extra ``data``) and Debian's ``fluidsynt
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
@@ -389,6 +388,7 @@ def render_piece(
     soundfont: str = DEFAULT_SOUNDFONT,
     subtype: str = "PCM_16",
     score=None,
+    key=None,
     dynamics: str | None = None,
     dynamic_shape: str = "steady",
     ensemble: str = "",
@@ -400,14 +400,13 @@ def render_piece(
     default string ensemble. ``tempo_bpm``: quarter notes per minute (default: the score's
     own, else 100). ``transpose``: semitones. ``max_seconds``: keep only the opening, with a
     short fade-out so the clip does not end with a click. ``score``: an already parsed
-    ``piece`` (saves a second parse; it is not modified). ``dynamics``: a :data:`DYNAMICS`
+    ``piece`` (saves a second parse; it is not modified), ``key`` its analysed key (the same). ``dynamics``: a :data:`DYNAMICS`
     level; every note gets its velocity (ramped by ``dynamic_shape``) and the clip is
     normalised to the level's loudness instead of ``normalize``.
     """
     from music21 import interval
 
-    # Edits below change the score in place: work on a copy so a caller can render it again.
-    score = parse_piece(piece) if score is None else copy.deepcopy(score)
+    score = parse_piece(piece) if score is None else score
     # Read metadata before the edits below: score.measures() drops it.
     md = score.metadata
     title = _clean_title(md.title if md is not None and md.title else "") or _title_from_id(piece)
@@ -421,13 +420,14 @@ def render_piece(
     time_signature = _meter(score)
     original_bpm = _score_tempo(score) or DEFAULT_TEMPO_BPM
     bpm = float(tempo_bpm or original_bpm)
-    key = score.analyze("key")
-    if transpose:
-        score = score.transpose(interval.Interval(transpose))
-        key = key.transpose(interval.Interval(transpose))
+    key = score.analyze("key") if key is None else key
     if max_seconds is not None:
-        # + 4 quarters of margin: the audio is cut exactly later.
+        # + 4 quarters of margin: the audio is cut exactly later. Cutting first makes the copy below cheap.
         score = _truncate(score, max_seconds * bpm / 60 + 4)
+    # transpose() returns a copy (also by 0 semitones): the edits below never touch the caller's score.
+    score = score.transpose(interval.Interval(transpose))
+    if transpose:
+        key = key.transpose(interval.Interval(transpose))
     _set_tempo(score, bpm)
     used = _set_instruments(score, list(instruments or ["string ensemble"]))
     if dynamics is not None:
@@ -645,6 +645,7 @@ def render_many(
                     piece,
                     out_dir / "audio" / render_file_name(plan["render_id"]),
                     score=score,
+                    key=key,
                     instruments=plan["instruments"],
                     ensemble=plan["ensemble"],
                     tempo_bpm=plan["tempo_bpm"],
