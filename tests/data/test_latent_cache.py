@@ -87,7 +87,7 @@ def test_resume_after_interruption_gives_the_same_cache(codec, rows, tmp_path, m
     first = (tmp_path / "part" / "shards" / "shard-00000.safetensors").stat().st_mtime_ns
     calls = []
     encode = lc._encode_shard
-    monkeypatch.setattr(lc, "_encode_shard", lambda model, items, *a: calls.append(len(items)) or encode(model, items, *a))
+    monkeypatch.setattr(lc, "_encode_shard", lambda m, items, *a: calls.append(len(items)) or encode(m, items, *a))
     lc.build_latent_cache(codec, rows, tmp_path / "part", shard_size=2, progress=False)
     assert calls == [2, 1]  # only the two missing shards
     assert (tmp_path / "part" / "shards" / "shard-00000.safetensors").stat().st_mtime_ns == first

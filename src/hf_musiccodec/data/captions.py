@@ -208,7 +208,9 @@ def _phrase(name: str, values: dict, style: str, rng: np.random.Generator) -> st
     return pick(frames[name]).format(**values)
 
 
-def make_captions(record: dict, num: int = 3, seed: int = 0, style: str = "train", item_id: str | None = None) -> list[str]:
+def make_captions(
+    record: dict, num: int = 3, seed: int = 0, style: str = "train", item_id: str | None = None
+) -> list[str]:
     """``num`` distinct-as-possible captions of ``record`` (a manifest row) in ``style``'s phrasings.
 
     Record fields used: instruments, ensemble, tempo_bpm, tempo_band, key, meter, composer,

@@ -312,4 +312,5 @@ class LatentCacheDataset(Dataset):
         rows = [self[i] for i in range(len(self))]
         columns = {k: [r[k].numpy() if torch.is_tensor(r[k]) else r[k] for r in rows] for k in rows[0]}
         ds = datasets.Dataset.from_dict(columns)
-        return ds.with_format("torch", columns=[c for c in ("codes", "latents") if c in columns], output_all_columns=True)
+        tensors = [c for c in ("codes", "latents") if c in columns]
+        return ds.with_format("torch", columns=tensors, output_all_columns=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 import shutil
 import subprocess
@@ -400,9 +399,9 @@ def render_piece(
     default string ensemble. ``tempo_bpm``: quarter notes per minute (default: the score's
     own, else 100). ``transpose``: semitones. ``max_seconds``: keep only the opening, with a
     short fade-out so the clip does not end with a click. ``score``: an already parsed
-    ``piece`` (saves a second parse; it is not modified), ``key`` its analysed key (the same). ``dynamics``: a :data:`DYNAMICS`
-    level; every note gets its velocity (ramped by ``dynamic_shape``) and the clip is
-    normalised to the level's loudness instead of ``normalize``.
+    ``piece`` (saves a second parse; it is not modified), ``key`` its analysed key (the same).
+    ``dynamics``: a :data:`DYNAMICS` level; every note gets its velocity (ramped by
+    ``dynamic_shape``) and the clip is normalised to the level's loudness instead of ``normalize``.
     """
     from music21 import interval
 
