@@ -66,6 +66,10 @@ def test_round_trip_equals_direct_encoding(codec, rows, tmp_path):
         assert item["caption"] == f"clip {i}" and item["tempo_bpm"] == 90 + i and item["path"] == row["path"]
     hf = ds.to_hf_dataset()
     assert torch.equal(hf[2]["codes"], ds[2]["codes"]) and hf[2]["caption"] == "clip 2"
+    batch = lc.collate_latents([ds[1], ds[2]], pad_code=16)
+    assert batch["codes"].shape == (2, 4, 75) and batch["latents"].shape == (2, 8, 75)
+    assert batch["mask"].sum(-1).tolist() == [75, 45] and (batch["codes"][1, :, 45:] == 16).all()
+    assert batch["caption"] == ["clip 1", "clip 2"]
 
 
 def test_segments_and_codes_only(codec, rows, tmp_path):

@@ -314,3 +314,24 @@ class LatentCacheDataset(Dataset):
         ds = datasets.Dataset.from_dict(columns)
         tensors = [c for c in ("codes", "latents") if c in columns]
         return ds.with_format("torch", columns=tensors, output_all_columns=True)
+
+
+def collate_latents(batch: list[dict], pad_code: int = 0) -> dict:
+    """Batch cache items of different lengths: ``codes`` (B, K, T) padded with ``pad_code``,
+    ``latents`` (B, D, T) padded with zeros, ``mask`` (B, T) true on real frames, and the
+    metadata columns as lists under their own names."""
+    frames = [(b["codes"] if "codes" in b else b["latents"]).shape[-1] for b in batch]
+    length = max(frames)
+    out: dict = {"mask": torch.arange(length)[None] < torch.tensor(frames)[:, None]}
+    for name, fill in (("codes", pad_code), ("latents", 0.0)):
+        if name in batch[0]:
+            out[name] = torch.stack([_pad_frames(b[name], length, fill) for b in batch])
+    for key in batch[0]:
+        if key not in ("codes", "latents"):
+            out[key] = [b[key] for b in batch]
+    return out
+
+
+def _pad_frames(x: torch.Tensor, length: int, value) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, length - x.shape[-1]), value=value)
+
