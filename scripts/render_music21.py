@@ -31,6 +31,7 @@ from hf_musiccodec.data.music21_render import (
     render_many,
     render_piece,
     sample_pieces,
+    summarize_renders,
 )
 
 
@@ -92,10 +93,12 @@ def main(argv=None) -> int:
         soundfont=args.soundfont,
         progress=not args.no_progress,
     )
-    hours = sum(r["duration"] for r in records) / 3600
+    summary = summarize_renders(records)
+    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"manifest: {len(records)} clips of {len(pieces) * args.renders_per_piece} planned, {hours:.2f} h; "
-        f"this run {time.time() - start:.0f} s -> {args.out_dir / 'manifest.jsonl'}"
+        f"manifest: {len(records)} clips of {len(pieces) * args.renders_per_piece} planned, {summary['hours']:.2f} h, "
+        f"{len(summary['instrument'])} instruments, {len(summary['key'])} keys; this run {time.time() - start:.0f} s "
+        f"-> {args.out_dir / 'manifest.jsonl'}, summary.json"
     )
     return 0 if records else 1
 

@@ -46,6 +46,12 @@ def fake_record(i: int, rng=None) -> dict:
     }
 
 
+def test_summarize_renders():
+    summary = mr.summarize_renders([fake_record(i) for i in range(60)])
+    assert summary["clips"] == 60 and summary["pieces"] == 20 and summary["hours"] == 0.5
+    assert sum(summary["tempo_band"].values()) == 60 and len(summary["key"]) > 10
+
+
 def _found(text: str, words_by_value: dict) -> tuple[set, str]:
     """Values whose words occur in ``text`` (longest words first, each match removed)."""
     found = set()

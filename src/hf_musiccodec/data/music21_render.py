@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -437,8 +438,9 @@ def render_piece(
     with tempfile.TemporaryDirectory(prefix="m21render-") as tmp:
         midi = Path(tmp) / "piece.mid"
         score.write("midi", fp=str(midi))
-        # The score's length plus a generous release tail: anything longer is a runaway render.
-        expected = score.highestTime * 60 / bpm + 20
+        # Three times the score's length (the MIDI writer expands repeats) plus a release tail:
+        # anything longer is a runaway render.
+        expected = 3 * score.highestTime * 60 / bpm + 20
         wav = render_midi(
             midi, Path(tmp) / "piece.wav", sampling_rate=sampling_rate, soundfont=soundfont, max_audio_seconds=expected
         )
@@ -674,6 +676,25 @@ def render_many(
             bar.set_postfix(new_hours=f"{seconds / 3600:.2f}")
     bar.close()
     return _read_jsonl(manifest)
+
+
+def summarize_renders(records: Iterable[dict]) -> dict:
+    """Coverage of a render set: hours, clips, pieces, and counts per instrument, key, tempo
+    band, meter, dynamic level, ensemble and collection."""
+    records = list(records)
+    counts: dict[str, Counter] = {name: Counter() for name in (
+        "collection", "ensemble", "instrument", "key", "tempo_band", "meter", "dynamics", "dynamic_shape")}  # fmt: skip
+    for r in records:
+        for name in ("collection", "ensemble", "key", "meter", "dynamics", "dynamic_shape"):
+            counts[name][r[name]] += 1
+        counts["tempo_band"][tempo_band(r["tempo_bpm"])] += 1
+        counts["instrument"].update(set(r["instruments"]))
+    return {
+        "hours": round(sum(r["duration"] for r in records) / 3600, 3),
+        "clips": len(records),
+        "pieces": len({r["piece"] for r in records}),
+        **{name: dict(c.most_common()) for name, c in counts.items()},
+    }
 
 
 def _read_jsonl(path: Path) -> list[dict]:
