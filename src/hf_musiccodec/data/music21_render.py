@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import load_audio, measure_loudness, normalize_audio, save_audio
+from ..audio.io import match_channels, measure_loudness, normalize_audio, save_audio
 from .manifest import append_manifest_records, read_manifest_records
 from .splits import assign_split
 
@@ -338,39 +338,48 @@ def _meter(score) -> str:
 
 def render_midi(
     midi_path,
-    wav_path,
     *,
     sampling_rate: int = 44100,
     soundfont: str = DEFAULT_SOUNDFONT,
     gain: float = 0.5,
-    max_audio_seconds: float | None = None,
-) -> Path:
-    """MIDI -> stereo WAV at ``sampling_rate`` with the fluidsynth command-line synthesiser.
+    stop_after_seconds: float | None = None,
+) -> np.ndarray:
+    """MIDI -> stereo float32 audio (2, samples) at ``sampling_rate`` with the fluidsynth command line.
 
-    ``max_audio_seconds``: stop with an error once the WAV grows past this length. Some corpus
-    scores give MIDI files on which fluidsynth's player never stops (gigabytes of WAV).
+    ``stop_after_seconds``: stop fluidsynth once it has rendered this much. fluidsynth 2.3 never
+    finishes some ordinary MIDI files (endless silence after the music, gigabytes of it): the
+    output is headerless raw samples, so a stopped render is still valid audio.
     """
     if not fluidsynth_available(soundfont):
         raise RuntimeError(
             f"fluidsynth or the soundfont {soundfont} is missing: apt-get install fluidsynth fluid-soundfont-gm"
         )
-    cmd = [
-        "fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sampling_rate),
-        "-T", "wav", "-O", "float", "-F", str(wav_path), soundfont, str(midi_path),
-    ]  # fmt: skip
-    max_bytes = None if max_audio_seconds is None else 4096 + max_audio_seconds * sampling_rate * 2 * 4
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        deadline = time.monotonic() + 600
-        while proc.poll() is None:
-            runaway = max_bytes is not None and Path(wav_path).exists() and Path(wav_path).stat().st_size > max_bytes
-            if runaway or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise RuntimeError(f"fluidsynth rendered past {max_audio_seconds} s of audio or 600 s: stopped")
-            time.sleep(0.05)
-        if proc.returncode:
-            raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.read().decode()[-300:]}")
-    return Path(wav_path)
+    with tempfile.TemporaryDirectory(prefix="fluidsynth-") as tmp:
+        raw = Path(tmp) / "out.raw"
+        cmd = [
+            "fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sampling_rate),
+            "-T", "raw", "-O", "float", "-E", "little", "-F", str(raw), soundfont, str(midi_path),
+        ]  # fmt: skip
+        enough = None if stop_after_seconds is None else int(stop_after_seconds * sampling_rate) * 2 * 4
+        with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None:
+                if enough is not None and raw.exists() and raw.stat().st_size >= enough:
+                    proc.kill()
+                    proc.wait()
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"fluidsynth did not finish {midi_path} in 600 s")
+                time.sleep(0.02)
+            else:
+                if proc.returncode:
+                    raise RuntimeError(f"fluidsynth failed ({proc.returncode}): {proc.stderr.read().decode()[-300:]}")
+        data = np.fromfile(raw, dtype="<f4")
+    frames = data.size // 2
+    if enough is not None:
+        frames = min(frames, enough // 8)
+    return np.ascontiguousarray(data[: frames * 2].reshape(frames, 2).T)
 
 
 def render_piece(
@@ -438,13 +447,14 @@ def render_piece(
     with tempfile.TemporaryDirectory(prefix="m21render-") as tmp:
         midi = Path(tmp) / "piece.mid"
         score.write("midi", fp=str(midi))
-        # Three times the score's length (the MIDI writer expands repeats) plus a release tail:
-        # anything longer is a runaway render.
-        expected = 3 * score.highestTime * 60 / bpm + 20
-        wav = render_midi(
-            midi, Path(tmp) / "piece.wav", sampling_rate=sampling_rate, soundfont=soundfont, max_audio_seconds=expected
-        )
-        audio, sr = load_audio(wav, sampling_rate=sampling_rate, channels=channels)
+        # Enough for the clip (+ 1 s for the silence trimmed at the start), or three times the
+        # score's length (the MIDI writer expands repeats) plus a release tail for a whole piece.
+        if max_seconds is not None:
+            stop_after = max_seconds + 1.0
+        else:
+            stop_after = 3 * score.highestTime * 60 / bpm + 20
+        stereo = render_midi(midi, sampling_rate=sampling_rate, soundfont=soundfont, stop_after_seconds=stop_after)
+    audio, sr = match_channels(stereo, channels), sampling_rate
     audio = _trim_silence(audio)
     if max_seconds is not None and audio.shape[-1] > max_seconds * sr:
         audio = audio[:, : int(max_seconds * sr)]
