@@ -92,6 +92,13 @@ def test_captions_mention_only_true_attributes():
                 assert_only_true_attributes(caption, r)
 
 
+def test_quartet_named_only_for_four_parts():
+    r = {**fake_record(0), "ensemble": "string quartet", "instruments": ["violin", "viola", "cello"], "num_parts": 5}
+    captions = make_captions(r, 20)
+    assert not any("quartet" in c for c in captions) and any("viola" in c for c in captions)
+    assert any("quartet" in c for c in make_captions({**r, "num_parts": 4}, 20))
+
+
 def test_captions_vary_over_the_same_metadata():
     r = fake_record(5)
     captions = [c for k in range(30) for c in make_captions(r, 3, seed=0, item_id=f"copy{k}")]

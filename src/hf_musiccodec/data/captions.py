@@ -153,7 +153,10 @@ def _attribute_values(record: dict) -> dict[str, dict]:
     if instruments:
         if ensemble == "solo" and len(instruments) == 1:
             out["instruments"] = {"kind": "solo", "i": instruments[0], "a_i": _article(instruments[0])}
-        elif ensemble and ensemble not in ("mixed ensemble", "custom") and len(instruments) > 1:
+        elif ensemble and ensemble not in ("mixed ensemble", "custom") and len(instruments) > 1 and (
+            # A "quartet" played by 3 or 5 parts is not one: then name the instruments.
+            not ensemble.endswith("quartet") or record.get("num_parts") == 4
+        ):
             out["instruments"] = {"kind": "ensemble", "e": ensemble, "a_e": _article(ensemble)}
         else:
             out["instruments"] = {"kind": "instruments", "list": _join(instruments)}
