@@ -336,6 +336,18 @@ def _meter(score) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the parent dies (Linux), so a killed render job never
+    leaves a fluidsynth behind (one that may never finish, see :func:`render_midi`)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: nothing to do
+        pass
+
+
 def render_midi(
     midi_path,
     *,
@@ -361,7 +373,9 @@ def render_midi(
             "-T", "raw", "-O", "float", "-E", "little", "-F", str(raw), soundfont, str(midi_path),
         ]  # fmt: skip
         enough = None if stop_after_seconds is None else int(stop_after_seconds * sampling_rate) * 2 * 4
-        with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        with subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+        ) as proc:
             deadline = time.monotonic() + 600
             while proc.poll() is None:
                 if enough is not None and raw.exists() and raw.stat().st_size >= enough:
