@@ -103,25 +103,25 @@ def music21_caption_dataset(
 
     Captions: train and validation use the ``"train"`` phrase bank; test uses the ``"test"``
     bank only (phrasings never used in training), so retrieval can be measured on unseen wording.
-    Paths are absolute.
+    Paths are absolute. The manifest's own ``split`` (train/validation, what codec training
+    crops read) knows nothing of the test pieces: to keep them unseen by the codec too, train
+    it on this ``train`` split.
     """
     records = read_manifest_records(Path(render_dir) / manifest_name)
     held = None if held_out is None else set(held_out)
-    rows = []
     for r in records:
         r["tempo_band"] = tempo_band(r["tempo_bpm"])
         r["mode"] = r["key"].split()[-1]
         r["novel_combination"] = bool(held_out_combinations(r, combination_fraction, seed, held))
-        rows.append(r)
-    test_pieces = {r["piece"] for r in rows if r["novel_combination"]}
-    for r in rows:
+    test_pieces = {r["piece"] for r in records if r["novel_combination"]}
+    for r in records:
         r["split"] = TEST if r["piece"] in test_pieces else r.get("split", TRAIN)
         style = "test" if r["split"] == TEST else "train"
         r["captions"] = make_captions(r, captions_per_item, seed, style, item_id=r["render_id"])
         r["caption"] = r["captions"][0]
         r["lead_instrument"] = r["instruments"][0]
         r["tonic"] = r["key"].split()[0]
-    return _to_dataset_dict(rows, MUSIC21_FEATURES)
+    return _to_dataset_dict(records, MUSIC21_FEATURES)
 
 
 def _to_dataset_dict(rows: list[dict], features: datasets.Features) -> datasets.DatasetDict:
