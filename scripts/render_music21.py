@@ -6,8 +6,15 @@ One piece, exact settings (this is how the bundled demo clip is made):
         --max-seconds 10 --sampling-rate 24000 --channels 1 \\
         --out src/hf_musiccodec/assets/bach_chorale_bwv66.6_24khz.flac
 
-A training set with seeded instrument/tempo/transposition variations + manifest.jsonl:
-    python scripts/render_music21.py --num 200 --out-dir data/music21 --max-seconds 30
+A training set: --num pieces x --renders-per-piece clips with seeded instruments (>= 20 GM
+programs, named and mixed ensembles), tempo 50-200 BPM, all 12 tonics (24 keys), dynamics:
+    nohup nice -n 19 python scripts/render_music21.py --num 1000 --renders-per-piece 3 \
+        --out-dir data/music21 > render.log 2>&1 &
+Resumable: re-run the same command (or a larger --num) and finished clips are skipped.
+
+30 s clips at 24 kHz mono by default: 24 kHz is the codec family's rate, 30 s the training
+segment of MusicGen-style models (long enough for tempo and key), and the GM render has no
+meaningful stereo image.
 """
 
 import argparse
@@ -24,6 +31,7 @@ from hf_musiccodec.data.music21_render import (
     render_many,
     render_piece,
     sample_pieces,
+    summarize_renders,
 )
 
 
@@ -44,7 +52,9 @@ def main(argv=None) -> int:
     many.add_argument("--num", type=int, help="number of pieces to sample from the corpus")
     many.add_argument("--collections", nargs="+", default=list(DEFAULT_COLLECTIONS))
     many.add_argument("--out-dir", type=Path, default=Path("data/music21"))
+    many.add_argument("--renders-per-piece", type=int, default=3)
     many.add_argument("--seed", type=int, default=0)
+    many.add_argument("--no-progress", action="store_true")
     p.add_argument("--max-seconds", type=float, default=30.0)
     p.add_argument("--sampling-rate", type=int, default=24000)
     p.add_argument("--channels", type=int, default=1)
@@ -75,16 +85,20 @@ def main(argv=None) -> int:
     records = render_many(
         pieces,
         args.out_dir,
+        renders_per_piece=args.renders_per_piece,
         seed=args.seed,
         max_seconds=args.max_seconds,
         sampling_rate=args.sampling_rate,
         channels=args.channels,
         soundfont=args.soundfont,
+        progress=not args.no_progress,
     )
-    hours = sum(r["duration"] for r in records) / 3600
+    summary = summarize_renders(records)
+    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"rendered {len(records)}/{len(pieces)} pieces, {hours:.2f} h, in {time.time() - start:.0f} s "
-        f"-> {args.out_dir / 'manifest.jsonl'}"
+        f"manifest: {len(records)} clips of {len(pieces) * args.renders_per_piece} planned, {summary['hours']:.2f} h, "
+        f"{len(summary['instrument'])} instruments, {len(summary['key'])} keys; this run {time.time() - start:.0f} s "
+        f"-> {args.out_dir / 'manifest.jsonl'}, summary.json"
     )
     return 0 if records else 1
 

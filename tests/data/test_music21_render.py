@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -9,11 +10,26 @@ music21 = pytest.importorskip("music21")
 needs_fluidsynth = pytest.mark.skipif(not mr.fluidsynth_available(), reason="needs fluidsynth + FluidR3_GM")
 
 
-def test_plan_is_seeded_per_piece():
-    assert mr.plan_render("bach/bwv66.6", seed=0) == mr.plan_render("bach/bwv66.6", seed=0)
-    plans = {str(mr.plan_render(f"p{i}", seed=0)) for i in range(10)}
-    assert len(plans) > 1
-    assert all(-5 <= mr.plan_render(f"p{i}")["transpose"] <= 5 for i in range(20))
+def test_plans_are_seeded_and_spread_over_the_ranges():
+    assert mr.plan_renders("bach/bwv66.6", 4, seed=0) == mr.plan_renders("bach/bwv66.6", 4, seed=0)
+    plans = [p for i in range(200) for p in mr.plan_renders(f"p{i}", 4, seed=0, num_parts=1 + i % 4)]
+    tempi = [p["tempo_bpm"] for p in plans]
+    assert 50 <= min(tempi) < 55 and 195 < max(tempi) <= 200
+    assert all(sum(lo <= t < lo + 37.5 for t in tempi) > 150 for lo in (50, 87.5, 125, 162.5))  # even spread
+    assert {p["tonic_pitch_class"] for p in plans} == set(range(12))
+    one = mr.plan_renders("x", 4, seed=0)
+    assert len({p["tonic_pitch_class"] for p in one}) == 4 and len({p["instruments"][0] for p in one}) == 4
+    assert len({name for p in plans for name in p["instruments"]}) >= 20
+    assert {p["dynamics"] for p in plans} == set(mr.DYNAMICS)
+    assert {p["dynamic_shape"] for p in plans} == set(mr.DYNAMIC_SHAPES)
+    assert "mixed ensemble" in {p["ensemble"] for p in plans}
+    assert all(-6 <= mr._transpose_to(_Key(pc), t) <= 5 for pc in range(12) for t in range(12))
+    assert all((pc + mr._transpose_to(_Key(pc), t)) % 12 == t for pc in range(12) for t in range(12))
+
+
+class _Key:
+    def __init__(self, pc):
+        self.tonic = type("Tonic", (), {"pitchClass": pc})()
 
 
 def test_corpus_listing_expands_abc_tunes():
@@ -69,8 +85,54 @@ def test_render_piece_and_manifest(tmp_path):
     audio, _ = sf.read(str(tmp_path / "c.flac"))
     assert 0.85 < abs(audio).max() <= 0.9 and abs(audio[-10:]).max() < 0.01  # peak-normalised, faded out
 
-    records = mr.render_many(["essenFolksong/altdeu10#3"], tmp_path / "set", max_seconds=1.5, sampling_rate=16000)
-    line = json.loads((tmp_path / "set" / "manifest.jsonl").read_text())
-    assert line == records[0] and line["path"].startswith("audio/")
+    records = mr.render_many(
+        ["essenFolksong/altdeu10#3"], tmp_path / "set", renders_per_piece=2, max_seconds=1.5, min_seconds=0.5,
+        sampling_rate=16000, progress=False,
+    )
+    lines = [json.loads(x) for x in (tmp_path / "set" / "manifest.jsonl").read_text().splitlines()]
+    assert lines == records and lines[0]["path"].startswith("audio/") and len(lines) == 2
+    line = lines[0]
     assert line["title"] == "Herzog Ernst" and line["num_parts"] == 1 and line["caption"].startswith("Herzog Ernst")
-    assert (tmp_path / "set" / line["path"]).exists()
+    assert (tmp_path / "set" / line["path"]).exists() and line["render_id"] == "essenFolksong/altdeu10#3@0"
+    assert lines[0]["key"] != lines[1]["key"] and lines[0]["instruments"] != lines[1]["instruments"]
+
+
+@needs_fluidsynth
+def test_render_many_resumes(tmp_path, monkeypatch):
+    kw = dict(renders_per_piece=2, max_seconds=1.0, min_seconds=0.5, sampling_rate=16000, progress=False)
+    monkeypatch.chdir(tmp_path)  # a relative out_dir: manifest paths must still be relative to it
+    first = mr.render_many(["bach/bwv66.6"], "out", **kw)
+    assert [r["path"] for r in first] == ["audio/bach__bwv66.6@0.flac", "audio/bach__bwv66.6@1.flac"]
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    # A crash while appending leaves a torn last line: it is dropped, and the clip rendered again.
+    text = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text(text[0] + text[1][:40])
+    calls = []
+    render = mr.render_piece
+    monkeypatch.setattr(mr, "render_piece", lambda *a, **k: calls.append(k["render_id"]) or render(*a, **k))
+    again = mr.render_many(["bach/bwv66.6"], "out", **kw)
+    assert calls == ["bach/bwv66.6@1"] and again == first
+    assert mr.render_many(["bach/bwv66.6"], "out", **kw) == first and len(calls) == 1
+
+
+@needs_fluidsynth
+def test_render_midi_stops_after_what_is_needed(tmp_path):
+    # fluidsynth never finishes some MIDI files: rendering stops once the clip is long enough.
+    from music21 import note, stream
+
+    s = stream.Stream([note.Note("C4", quarterLength=40)])  # 20 s at 120 BPM
+    s.write("midi", fp=str(tmp_path / "long.mid"))
+    audio = mr.render_midi(tmp_path / "long.mid", sampling_rate=8000, stop_after_seconds=1.0)
+    assert audio.shape == (2, 8000) and audio.dtype == np.float32 and np.abs(audio).max() > 0.01
+    full = mr.render_midi(tmp_path / "long.mid", sampling_rate=8000)
+    assert 20 * 8000 <= full.shape[1] < 30 * 8000
+
+
+def test_dynamics_velocities():
+    score = mr.parse_piece("bach/bwv66.6")
+    mr._set_velocities(score, 50, 40, clip_quarters=20)
+    from music21 import midi
+
+    mf = midi.translate.streamToMidiFile(score)
+    velocities = [e.velocity for t in mf.tracks for e in t.events if e.isNoteOn() and e.velocity]
+    assert velocities[0] == 30 and max(velocities) == 70  # ramp from -20 to +20 over the clip, then held

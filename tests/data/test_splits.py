@@ -77,3 +77,13 @@ def test_train_validation_split_dataset():
     # An existing split column (from a manifest) is respected.
     fixed = ds.add_column("split", ["validation"] + ["train"] * 39)
     assert train_validation_split(fixed)["validation"]["path"] == ["t0.wav"]
+
+
+def test_three_way_split_keeps_groups_together():
+    from hf_musiccodec.data import three_way_split
+
+    keys = [f"k{i // 2}" for i in range(200)]  # 100 groups of two
+    splits = three_way_split(keys, 0.1, 0.2, seed=0)
+    assert splits.count("test") == 40 and splits.count("validation") == 20
+    assert all(splits[i] == splits[i + 1] for i in range(0, 200, 2))
+    assert splits == three_way_split(keys, 0.1, 0.2, seed=0)

@@ -18,7 +18,7 @@ import datasets
 
 from ..audio.io import AUDIO_EXTENSIONS
 
-TRAIN, VALIDATION = "train", "validation"
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
 
 # Variant markers stripped from the end of a name, repeatedly ("x_old_v2" -> "x").
 _VARIANT = re.compile(
@@ -100,6 +100,21 @@ def split_groups(
     else:
         raise ValueError(f"method must be 'rank' or 'threshold', got {method!r}")
     return [VALIDATION if k in validation else TRAIN for k in keys]
+
+
+def three_way_split(
+    keys: Sequence[str], validation_fraction: float, test_fraction: float, seed: int = 0, weights=None
+) -> list[str]:
+    """``"train"``/``"validation"``/``"test"`` per key, equal keys together: two rank splits in a row."""
+    weights = [1.0] * len(keys) if weights is None else [float(w) for w in weights]
+    first = split_groups(keys, test_fraction, seed, weights)
+    rest = [i for i, s in enumerate(first) if s == TRAIN]
+    share = validation_fraction / max(1e-9, 1 - test_fraction)
+    second = split_groups([keys[i] for i in rest], min(1.0, share), seed + 1, [weights[i] for i in rest])
+    out = [TEST if s == VALIDATION else TRAIN for s in first]
+    for i, s in zip(rest, second):
+        out[i] = s
+    return out
 
 
 def split_paths(
