@@ -1,15 +1,13 @@
 """Train the CLAP-style MusicClap model.
 
     [accelerate launch] -m hf_musiccodec.training.train_clap --config F [--set k=v ...]
-    python -m hf_musiccodec.training.train_clap prepare --renders DIR --out data/clap [--data-code DIR]
+    python -m hf_musiccodec.training.train_clap prepare --renders DIR --out data/clap
 
 ``prepare`` writes ``train/validation/test.jsonl`` from a music21 render folder with
 ``hf_musiccodec.data.captioned.music21_caption_dataset`` (train and validation captions from the
 training phrase bank, test captions from the held-out bank). Test rows also get
 ``captions_train_style``: the same clips captioned with the training bank, so the evaluation can
-separate new wording from new clips. ``--data-code``: a folder holding a newer
-``hf_musiccodec/data`` package (e.g. the data branch's ``src/hf_musiccodec/data`` before it is
-merged) searched first.
+separate new wording from new clips.
 
 The released model's config is ``pipelines/music-clap/train.yaml``.
 """
@@ -31,14 +29,7 @@ def prepare(argv=None) -> None:
     parser.add_argument("--captions-per-item", type=int, default=8, help="phrasings per train/validation clip")
     parser.add_argument("--test-captions-per-item", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-code", help="folder of a newer hf_musiccodec/data package, searched first")
     args = parser.parse_args(argv)
-    import hf_musiccodec.data
-
-    if args.data_code:
-        hf_musiccodec.data.__path__.insert(0, str(Path(args.data_code).resolve()))
-        for name in [m for m in sys.modules if m.startswith("hf_musiccodec.data.")]:
-            del sys.modules[name]  # imported by the package's __init__ from this tree: reload from there
     from hf_musiccodec.data.captioned import music21_caption_dataset
     from hf_musiccodec.data.captions import make_captions
 
