@@ -1,26 +1,21 @@
 """benchmarks/codec_quality.py: the quality loader and measurement on one short synthetic excerpt."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from tests.benchmarks.load import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "codec_quality.py"
 SR = 24_000
 
 
 @pytest.fixture(scope="module")
 def cq():
-    spec = importlib.util.spec_from_file_location("codec_quality_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
+    module = load_benchmark("codec_quality")
     yield module
-    sys.modules.pop(spec.name, None)
+    sys.modules.pop(module.__name__, None)
 
 
 def _music(seconds, sr=SR, seed=0):

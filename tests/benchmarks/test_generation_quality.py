@@ -1,10 +1,8 @@
 """benchmarks/generation_quality.py end to end: a tiny random-weight CLAP, synthesised clips with
 metadata, and ToneGenerator (a real generator of the convention) saved as a pipeline folder."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -13,9 +11,9 @@ import soundfile as sf
 import torch
 
 from hf_musiccodec.conditioning import MusicClapConfig, MusicClapModel, build_music_clap_processor
+from tests.benchmarks.load import load_benchmark
 from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_quality.py"
 SR = 16_000
 SECONDS = 3.0
 # (split, tempo, key): test keys are not C major, the empty-prompt default of ToneGenerator.
@@ -28,12 +26,9 @@ HEADER = ["FAD (clap)", "FAD (mel-stats)", "CLAP score", "tempo acc 4%", "tempo 
 
 @pytest.fixture(scope="module")
 def gq():
-    spec = importlib.util.spec_from_file_location("generation_quality_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
+    module = load_benchmark("generation_quality")
     yield module
-    sys.modules.pop(spec.name, None)
+    sys.modules.pop(module.__name__, None)
 
 
 @pytest.fixture(scope="module")
