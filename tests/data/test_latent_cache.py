@@ -1,7 +1,5 @@
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from hf_musiccodec.audio.io import load_audio
 from hf_musiccodec.codecs import MusicCodecModel
 from hf_musiccodec.data import latent_cache as lc
 from hf_musiccodec.data.manifest import read_manifest_records, write_manifest
+from hf_musiccodec.testing.distributed import accelerate_launch_command
 from hf_musiccodec.testing.tiny import tiny_codec_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,9 +120,6 @@ def test_stale_cache_is_rebuilt_never_reused(codec, rows, tmp_path, monkeypatch)
 
 
 def test_two_processes_make_the_same_cache(codec, rows, tmp_path):
-    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
-    if accelerate is None:
-        pytest.skip("needs the accelerate launcher")
     codec.save_pretrained(tmp_path / "codec")
     codec = MusicCodecModel.from_pretrained(tmp_path / "codec").eval()
     write_manifest(rows, tmp_path / "manifest.jsonl")
@@ -132,12 +128,12 @@ def test_two_processes_make_the_same_cache(codec, rows, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     start = time.time()
     result = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", str(REPO / "scripts" / "cache_latents.py"), "--codec", str(tmp_path / "codec"),
-         "--source", f"manifest:{tmp_path / 'manifest.jsonl'}", "--split", "all", "--out", str(tmp_path / "two"),
-         "--shard-size", "2", "--no-progress"],
-        check=True, env=env, capture_output=True, text=True, timeout=120,
+        accelerate_launch_command([str(REPO / "scripts" / "cache_latents.py"), "--codec", str(tmp_path / "codec"),
+                                   "--source", f"manifest:{tmp_path / 'manifest.jsonl'}", "--split", "all",
+                                   "--out", str(tmp_path / "two"), "--shard-size", "2", "--no-progress"]),
+        env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert time.time() - start < 40
     assert result.stdout.count("5 items in 3 shards") == 2  # really two processes, one summary each
     assert_same_cache(tmp_path / "one", tmp_path / "two")

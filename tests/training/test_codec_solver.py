@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from hf_musiccodec import MusicCodecModel
+from hf_musiccodec.testing.distributed import accelerate_launch_command
 from hf_musiccodec.training.codec_config import CodecTrainingConfig
 from hf_musiccodec.training.codec_solver import CodecSolver, train
 
@@ -148,9 +149,7 @@ def test_two_processes_draw_alike_and_hold_identical_weights(tmp_path, music_fol
                                              validate_every=3)))
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(script), str(config), str(tmp_path)]
+    command = accelerate_launch_command([str(script), str(config), str(tmp_path)])
     with open(tmp_path / "ddp.log", "w") as log:
         code = _launch(command, log).wait(timeout=300)
     assert code == 0, (tmp_path / "ddp.log").read_text()[-3000:]
