@@ -21,6 +21,11 @@ _LAZY = {
     "MusicClapFeatureExtractor": "conditioning",
     "MusicClapProcessor": "conditioning",
     "TextEncoder": "conditioning",
+    "FrozenMiniLMConfig": "conditioning",
+    "FrozenMiniLMModel": "conditioning",
+    "MusicConditionerConfig": "pipelines.text_to_music",
+    "MusicConditioner": "pipelines.text_to_music",
+    "TextToMusicPipeline": "pipelines.text_to_music",
 }
 __all__ = [*_LAZY, "__version__"]
 

@@ -1,10 +1,12 @@
 """Conditioning shared by the generators: the MiniLM text encoder and the CLAP-style MusicClap model.
 
-Importing this package registers MusicClap with transformers' ``AutoConfig``, ``AutoModel``,
+Importing this package registers MusicClap (and FrozenMiniLM, MusicGen's text encoder) with transformers' ``AutoConfig``, ``AutoModel``,
 ``AutoFeatureExtractor`` and ``AutoProcessor`` (model type ``music_clap``).
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForTextEncoding, AutoProcessor
+
+from hf_musiccodec.conditioning.frozen_minilm import FrozenMiniLMConfig, FrozenMiniLMModel
 
 from hf_musiccodec.conditioning.configuration_music_clap import MusicClapConfig
 from hf_musiccodec.conditioning.modeling_music_clap import MusicClapModel, MusicClapPreTrainedModel
@@ -21,6 +23,10 @@ AutoConfig.register(MusicClapConfig.model_type, MusicClapConfig, exist_ok=True)
 AutoModel.register(MusicClapConfig, MusicClapModel, exist_ok=True)
 AutoFeatureExtractor.register(MusicClapConfig, MusicClapFeatureExtractor, exist_ok=True)
 AutoProcessor.register(MusicClapConfig, MusicClapProcessor, exist_ok=True)
+# MusicGen builds its text encoder through AutoModelForTextEncoding.
+AutoConfig.register(FrozenMiniLMConfig.model_type, FrozenMiniLMConfig, exist_ok=True)
+AutoModel.register(FrozenMiniLMConfig, FrozenMiniLMModel, exist_ok=True)
+AutoModelForTextEncoding.register(FrozenMiniLMConfig, FrozenMiniLMModel, exist_ok=True)
 
 
 def build_music_clap_processor(config: MusicClapConfig) -> MusicClapProcessor:
@@ -36,6 +42,8 @@ def build_music_clap_processor(config: MusicClapConfig) -> MusicClapProcessor:
 
 
 __all__ = [
+    "FrozenMiniLMConfig",
+    "FrozenMiniLMModel",
     "MINILM_PACKAGE",
     "MusicClapConfig",
     "MusicClapFeatureExtractor",

@@ -1,0 +1,270 @@
+"""Text-to-music with a token LM: the pipeline audiocraft's MusicGen users expect, on transformers' MusicGen.
+
+    pipe = TextToMusicPipeline.from_pretrained("pipelines/text-to-music")
+    out = pipe("a slow waltz for piano in D minor", audio_length_in_s=10, generator=torch.Generator().manual_seed(0))
+    out.audios  # (batch, channels, samples) at pipe.sampling_rate
+
+Beyond a text prompt it takes an audio prompt to continue (``audio_prompt``), a reference tune
+whose melody to follow (``melody``: MusicGen-melody's argmax chroma, here as condition tokens),
+the prompt's CLAP text embedding as an extra condition (``use_clap``: MusicLM's idea, the model
+saw CLAP *audio* embeddings in training) and lengths beyond the trained context (windows that
+overlap by ``window_overlap_s``, each continuing the last seconds of the previous one).
+
+Folder layout (``save_pretrained``): ``musicgen/`` (a transformers MusicGen folder with the
+tokenizer: ``pipeline("text-to-audio", model=<folder>/musicgen)`` runs it), ``conditioner/``,
+``tokenizer/``, optional ``clap/`` + ``clap_processor/``, ``model_index.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
+
+# Imported for diffusers' loader, which resolves each component's module from sys.modules.
+from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
+from ...conditioning.frozen_minilm import FrozenMiniLMModel  # noqa: F401
+from ..pipeline_utils import GeneratorError
+from .conditioner import MusicConditioner
+from .sampling import SamplingOptions, sample_window
+
+__all__ = ["TextToMusicPipeline", "load_musicgen_parts"]
+
+MAX_PROMPT_TOKENS = 64        # the training length of prompts
+MIN_AUDIO_PROMPT_S = 0.5
+
+
+class TextToMusicPipeline(DiffusionPipeline):
+    """Components: ``musicgen`` (``MusicgenForConditionalGeneration`` over a MusicCodecModel),
+    ``conditioner`` (:class:`MusicConditioner`), ``tokenizer`` (MiniLM's), optional ``clap`` and
+    ``clap_processor`` (MusicClap, for ``use_clap``)."""
+
+    _optional_components = ["clap", "clap_processor"]
+    model_cpu_offload_seq = "musicgen"
+
+    def __init__(self, musicgen, conditioner: MusicConditioner, tokenizer, clap=None, clap_processor=None):
+        super().__init__()
+        self.register_modules(musicgen=musicgen, conditioner=conditioner, tokenizer=tokenizer, clap=clap,
+                              clap_processor=clap_processor)  # fmt: skip
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def codec(self):
+        return self.musicgen.audio_encoder
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.codec.config.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.codec.config.frame_rate)
+
+    @property
+    def context_frames(self) -> int:
+        """Frames the decoder can attend to in one window (its position table, minus the delay)."""
+        decoder = self.musicgen.decoder.config
+        return decoder.max_position_embeddings - decoder.num_codebooks
+
+    def save_pretrained(self, save_directory, **kwargs):
+        kwargs.setdefault("max_shard_size", "15MB")
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, **kwargs)
+        # the MusicGen folder alone is a transformers text-to-audio model: it needs the tokenizer
+        self.tokenizer.save_pretrained(Path(save_directory) / "musicgen")
+
+    # ------------------------------------------------------------------ steps
+    def check_inputs(self, prompt, audio_length_in_s, guidance_scale, num_waveforms_per_prompt) -> list[str]:
+        prompts = [""] if prompt is None else [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise GeneratorError("prompt must be a string or a non-empty list of strings")
+        for p in prompts:
+            n = len(self.tokenizer(p)["input_ids"])
+            if n > MAX_PROMPT_TOKENS:
+                raise GeneratorError(f"prompt has {n} tokens; at most {MAX_PROMPT_TOKENS}: {p[:40]!r}...")
+        if not (isinstance(audio_length_in_s, (int, float)) and math.isfinite(audio_length_in_s)
+                and 0 < audio_length_in_s <= 600):
+            raise GeneratorError(f"audio_length_in_s must be in (0, 600] seconds, got {audio_length_in_s!r}")
+        if guidance_scale is not None and not (isinstance(guidance_scale, (int, float)) and guidance_scale >= 0):
+            raise GeneratorError(f"guidance_scale must be a number >= 0 or None, got {guidance_scale!r}")
+        if not (isinstance(num_waveforms_per_prompt, int) and num_waveforms_per_prompt >= 1):
+            raise GeneratorError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}")
+        return prompts
+
+    def _audio(self, audio, sampling_rate, name: str, min_seconds: float) -> np.ndarray:
+        """A user's waveform as float32 (channels, samples) at the codec's rate and channels; one-line errors."""
+        from ...audio.io import is_silent, match_channels, resample, validate_waveform
+
+        if sampling_rate is None:
+            raise GeneratorError(f"{name}_sampling_rate is required with {name}")
+        try:
+            x = validate_waveform(audio, name)
+        except ValueError as e:
+            raise GeneratorError(str(e)) from None
+        x = x[None] if x.ndim == 1 else x
+        if x.shape[-1] < min_seconds * sampling_rate:
+            raise GeneratorError(f"{name} is {x.shape[-1] / sampling_rate:.2f} s; at least {min_seconds:g} s needed")
+        if is_silent(x):
+            raise GeneratorError(f"{name} is silent")
+        x = resample(x, int(sampling_rate), self.sampling_rate)
+        return match_channels(x, self.codec.config.audio_channels).astype(np.float32)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str], use_clap: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """MiniLM token states and mask of the prompts (empty prompt: no text), and their CLAP text embeddings."""
+        device = self.musicgen.device
+        tokens = self.tokenizer(prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS,
+                                return_tensors="pt").to(device)  # fmt: skip
+        states = self.musicgen.text_encoder(**tokens).last_hidden_state
+        has_text = torch.tensor([bool(p.strip()) for p in prompts], device=device)
+        mask = tokens["attention_mask"] * has_text[:, None]
+        clap = None
+        if use_clap:
+            if self.clap is None or not self.conditioner.config.clap_dim:
+                raise GeneratorError("use_clap needs a pipeline with a CLAP model and a conditioner trained with it")
+            text = self.clap_processor(text=prompts, return_tensors="pt")
+            clap = self.clap.get_text_features(**{k: v.to(self.clap.device) for k, v in text.items()}).pooler_output
+        return states, mask, clap
+
+    def melody_tokens(self, melody, melody_sampling_rate, frames: int) -> torch.Tensor:
+        from ...data.condition_cache import MELODY_SILENT, melody_tokens
+
+        if not self.conditioner.config.melody_vocab:
+            raise GeneratorError("this pipeline's conditioner was not trained with a melody condition")
+        x = self._audio(melody, melody_sampling_rate, "melody", MIN_AUDIO_PROMPT_S)
+        tune = melody_tokens(x, self.sampling_rate, self.frame_rate, min(frames, math.ceil(
+            x.shape[-1] / self.sampling_rate * self.frame_rate)))
+        out = torch.full((frames,), MELODY_SILENT, dtype=torch.long)  # past the tune's end: no melody
+        out[: len(tune)] = torch.from_numpy(tune.astype(np.int64))
+        return out
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        audio_length_in_s: float = 10.0,
+        guidance_scale: float | None = 3.0,
+        num_waveforms_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        top_k: int = 250,
+        top_p: float = 0.0,
+        do_sample: bool = True,
+        audio_prompt=None,
+        audio_prompt_sampling_rate: int | None = None,
+        melody=None,
+        melody_sampling_rate: int | None = None,
+        use_clap: bool = False,
+        window_overlap_s: float = 5.0,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ):
+        """Generate ``audio_length_in_s`` seconds per prompt and waveform.
+
+        ``audio_prompt`` (channels, samples) at ``audio_prompt_sampling_rate``: the output starts
+        with it (re-encoded) and continues it; ``audio_length_in_s`` counts it. ``melody``: a tune
+        at ``melody_sampling_rate`` whose melody the output follows from its start. Longer than the
+        context: windows, each continuing the last ``window_overlap_s`` of the previous.
+        ``callback_on_step_end(pipe, step, frame, {"codes": delayed buffer})`` after every token
+        step (diffusers' convention; ``pipe._interrupt = True`` stops early).
+        """
+        # 1. check inputs
+        prompts = self.check_inputs(prompt, audio_length_in_s, guidance_scale, num_waveforms_per_prompt)
+        if output_type not in ("np", "pt"):
+            raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        self._interrupt = False
+        n = num_waveforms_per_prompt
+        batch = len(prompts) * n
+        frames = math.ceil(audio_length_in_s * self.frame_rate)
+        device = self.musicgen.device
+
+        # 2. encode the prompt (and the melody, the CLAP text embedding)
+        text, text_mask, clap = self.encode_prompt(prompts, use_clap)
+        text, text_mask = text.repeat_interleave(n, 0), text_mask.repeat_interleave(n, 0)
+        clap = clap.repeat_interleave(n, 0) if clap is not None else None
+        tune = None
+        if melody is not None:
+            tune = self.melody_tokens(melody, melody_sampling_rate, frames).to(device)[None].expand(batch, -1)
+
+        # 3. prepare the audio prompt's codes
+        codes = torch.zeros(batch, self.musicgen.decoder.num_codebooks, 0, dtype=torch.long, device=device)
+        if audio_prompt is not None:
+            x = self._audio(audio_prompt, audio_prompt_sampling_rate, "audio_prompt", MIN_AUDIO_PROMPT_S)
+            x = torch.from_numpy(x)[None].to(device, self.codec.dtype)
+            codes = self.codec.encode(x).audio_codes[0][..., :frames].long().expand(batch, -1, -1)
+
+        # 4. generate the tokens, window by window
+        options = SamplingOptions(guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  do_sample=do_sample)  # fmt: skip
+        window = self.context_frames
+        overlap = min(max(int(window_overlap_s * self.frame_rate), 1), window // 2)
+        total_steps = self._steps(frames, codes.shape[-1], window, overlap, codes.shape[1])
+        progress = self.progress_bar(total=total_steps)
+        done = [0]
+
+        def on_step(step, sequence):
+            done[0] += 1
+            progress.update(1)
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, done[0] - 1, done[0] - 1, {"codes": sequence})
+            if self._interrupt:
+                raise _Interrupted
+
+        try:
+            while codes.shape[-1] < frames:
+                begin = max(0, codes.shape[-1] - overlap) if codes.shape[-1] > window - 1 else 0
+                length = min(window, frames - begin)
+                extra = {}
+                if clap is not None:
+                    extra["clap"] = clap
+                if tune is not None:
+                    extra["melody"] = tune[:, begin : begin + length]
+                states, mask = self.conditioner(text, text_mask, **extra)
+                new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
+                                    generator=generator, on_step=on_step)  # fmt: skip
+                codes = torch.cat([codes[..., :begin], new], dim=-1)
+        except _Interrupted:
+            pass
+        progress.close()
+
+        # 5. decode
+        audio = self.codec.decode(codes[None], [None] * batch).audio_values.float()
+        audio = audio[..., : int(round(audio_length_in_s * self.sampling_rate))]
+        self.maybe_free_model_hooks()
+        audios = audio.cpu().numpy() if output_type == "np" else audio
+        if not return_dict:
+            return (audios,)
+        return AudioPipelineOutput(audios=audios)
+
+    @staticmethod
+    def _steps(frames: int, prompt: int, window: int, overlap: int, num_codebooks: int) -> int:
+        """Token steps the windows take (for the progress bar): as :meth:`__call__` walks them."""
+        steps, have = 0, prompt
+        while have < frames:
+            begin = max(0, have - overlap) if have > window - 1 else 0
+            length = min(window, frames - begin)
+            steps += length - (have - begin) + num_codebooks - 1  # new frames + the codebook delay
+            have = begin + length
+        return max(steps, 1)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def load_musicgen_parts(folder):
+    """``(musicgen, conditioner or None)`` of a TextToMusicPipeline folder or of a bare MusicGen folder
+    (official layout or ours), for fine-tuning."""
+    from transformers import MusicgenForConditionalGeneration
+
+    folder = Path(folder)
+    if (folder / "model_index.json").is_file():
+        return (MusicgenForConditionalGeneration.from_pretrained(folder / "musicgen"),
+                MusicConditioner.from_pretrained(folder / "conditioner"))
+    return MusicgenForConditionalGeneration.from_pretrained(folder), None

@@ -1,0 +1,302 @@
+"""Training of the text-to-music token LM (transformers' MusicGen) on a latent cache's codes.
+
+What transformers' MusicGen lacks for training, added here: the delay pattern on the labels
+(:mod:`~hf_musiccodec.pipelines.text_to_music.delay_pattern`), condition dropout for
+classifier-free guidance, the extra conditions (CLAP token, melody tokens) of
+:class:`MusicConditioner`, frozen codec and text encoder, and LoRA through ``peft``.
+
+Per example the conditions are drawn from torch's per-micro-batch RNG (the same on every
+process and in a resumed run): with ``drop_all`` every condition is off (the unconditional model
+guidance needs); otherwise text is on unless ``text_dropout`` drops it (or the item has no
+caption), the CLAP audio embedding is on with ``clap_prob`` and the melody with ``melody_prob``.
+
+The run exports a :class:`TextToMusicPipeline` folder (``model/``): the MusicGen folder
+(loadable by ``pipeline("text-to-audio")``), the conditioner, the tokenizer and, if given, CLAP.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .base_solver import BaseSolver, BaseTrainingConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LMTrainingConfig", "LMSolver"]
+
+
+@dataclass
+class LMTrainingConfig(BaseTrainingConfig):
+    # --- model: fresh over a codec, or a MusicGen folder to fine-tune (ours or the official layout)
+    codec: str = "pipelines/musiccodec-24khz"
+    bandwidth: float | None = 1.5                 # kbps of the codec's codes the LM predicts
+    init_from: str | None = None                  # a TextToMusicPipeline folder or a MusicGen folder
+    hidden_size: int = 256
+    num_layers: int = 6
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    melody_stride: int = 3
+    lora_rank: int = 0                            # > 0: train LoRA adapters (peft) instead of the decoder
+    lora_alpha: float = 16.0
+    # --- data
+    train_cache: str = "data/cache/music21-train"
+    validation_cache: str | None = None
+    crop_seconds: float = 10.0
+    use_conditions: bool = True                   # melody / CLAP from the caches' conditions.safetensors
+    clap: str | None = "pipelines/music-clap"     # bundled into the export (text embedding at inference)
+    max_text_tokens: int = 64
+    validation_items: int = 64
+    # --- condition dropout
+    drop_all: float = 0.1
+    text_dropout: float = 0.2
+    clap_prob: float = 0.3
+    melody_prob: float = 0.3
+    # --- optimisation (audiocraft's MusicGen: AdamW, betas (0.9, 0.95), clip 1)
+    learning_rate: float = 1e-3
+    betas: tuple = (0.9, 0.95)
+    weight_decay: float = 0.1
+    warmup_steps: int = 500
+    max_grad_norm: float | None = 1.0
+    mixed_precision: str = "bf16"
+    batch_size: int = 8
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("drop_all", "text_dropout", "clap_prob", "melody_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.crop_seconds <= 0:
+            raise ValueError("crop_seconds must be positive")
+
+
+class LMSolver(BaseSolver):
+    config_class = LMTrainingConfig
+    name = "text_to_music"
+    find_unused_parameters = True  # a batch without melody / CLAP gives those projections no gradient
+
+    def build(self) -> None:
+        from hf_musiccodec.data.token_crops import TokenCrops
+        from hf_musiccodec.pipelines.text_to_music.conditioner import MusicConditioner, MusicConditionerConfig
+        from hf_musiccodec.pipelines.text_to_music.modeling import load_lm_tokenizer
+
+        cfg = self.cfg
+        musicgen, conditioner = self._build_models()
+        musicgen.text_encoder.requires_grad_(False)
+        musicgen.audio_encoder.requires_grad_(False).eval()
+        self.tokenizer = load_lm_tokenizer()
+        decoder_cfg = musicgen.decoder.config
+        codec = musicgen.audio_encoder
+        crop = math.ceil(cfg.crop_seconds * codec.config.frame_rate)
+        if crop + decoder_cfg.num_codebooks > decoder_cfg.max_position_embeddings:
+            raise ValueError(f"crop_seconds {cfg.crop_seconds} needs {crop} positions; the decoder has "
+                             f"{decoder_cfg.max_position_embeddings}")
+        kw = dict(num_codebooks=decoder_cfg.num_codebooks, crop_frames=crop, pad_code=decoder_cfg.pad_token_id,
+                  seed=cfg.seed, conditions=cfg.use_conditions)
+        self.train_set = TokenCrops(cfg.train_cache, **kw)
+        self.validation_set = (TokenCrops(cfg.validation_cache, **{**kw, "random_crops": False})
+                               if cfg.validation_cache else None)
+        if conditioner is None:
+            conditioner = MusicConditioner(MusicConditionerConfig(
+                hidden_size=musicgen.text_encoder.config.hidden_size,
+                clap_dim=self.train_set.conditions.clap_dim if self.train_set.has_clap else 0,
+                melody_vocab=13 if self.train_set.has_melody else 0, melody_stride=cfg.melody_stride))
+        self._musicgen_unwrapped = musicgen
+        trainable = [p for p in musicgen.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.ndim >= 2]
+        rest = [p for p in trainable if p.ndim < 2]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                       {"params": rest, "weight_decay": 0.0}], cfg.learning_rate,
+                                      betas=tuple(cfg.betas))  # fmt: skip
+        self.add_model("musicgen", musicgen, optimizer=optimizer, scheduler=self._schedule(optimizer))
+        if any(True for _ in conditioner.parameters()):
+            cond_opt = torch.optim.AdamW(conditioner.parameters(), cfg.learning_rate, betas=tuple(cfg.betas))
+            self.add_model("conditioner", conditioner, optimizer=cond_opt, scheduler=self._schedule(cond_opt))
+        else:  # text only: nothing of its own to train
+            self.conditioner = conditioner
+        n = sum(p.numel() for p in trainable)
+        logger.info("text-to-music LM: %.2fM trainable parameters, %d codebooks, crops of %d frames", n / 1e6,
+                    decoder_cfg.num_codebooks, crop)
+
+    def _schedule(self, optimizer):
+        """Linear warm-up, then cosine decay to 10% at max_steps (audiocraft's MusicGen schedule)."""
+        cfg = self.cfg
+
+        def factor(step: int) -> float:
+            if step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def _build_models(self):
+        from hf_musiccodec.codecs import MusicCodecModel
+        from hf_musiccodec.pipelines.text_to_music.modeling import build_text_to_music_model
+        from hf_musiccodec.pipelines.text_to_music.pipeline_text_to_music import load_musicgen_parts
+
+        cfg = self.cfg
+        if cfg.init_from:
+            musicgen, conditioner = load_musicgen_parts(cfg.init_from)
+        else:
+            codec = MusicCodecModel.from_pretrained(cfg.codec)
+            # The position table is the trained context: the pipeline generates longer audio in
+            # windows of this many frames.
+            crop = math.ceil(cfg.crop_seconds * codec.config.frame_rate)
+            k = codec.num_quantizers_for_bandwidth(cfg.bandwidth)
+            musicgen = build_text_to_music_model(codec, cfg.bandwidth, hidden_size=cfg.hidden_size,
+                                                 num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                                                 ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
+                                                 max_position_embeddings=crop + k)  # fmt: skip
+            conditioner = None
+        if cfg.lora_rank > 0:
+            musicgen = self._with_lora(musicgen)
+        return musicgen, conditioner
+
+    def _with_lora(self, musicgen):
+        """LoRA adapters on the decoder's attention and feed-forward layers; everything else frozen."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        cfg = self.cfg
+        musicgen.requires_grad_(False)
+        targets = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules=targets, lora_dropout=0.0)
+        inject_adapter_in_model(lora, musicgen.decoder)
+        return musicgen
+
+    # ------------------------------------------------------------------ steps
+    def condition_flags(self, batch_size: int, has_text: torch.Tensor) -> dict:
+        """Which conditions each example sees (drawn from torch's RNG: see the module docstring)."""
+        cfg = self.cfg
+        keep = torch.rand(batch_size) >= cfg.drop_all
+        return {
+            "text": keep & has_text & (torch.rand(batch_size) >= cfg.text_dropout),
+            "clap": keep & (torch.rand(batch_size) < cfg.clap_prob),
+            "melody": keep & (torch.rand(batch_size) < cfg.melody_prob),
+        }
+
+    def encode_conditions(self, batch, flags: dict | None):
+        """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch (``flags`` None: all on)."""
+        captions = list(batch["caption"])
+        device = self.accelerator.device
+        text, text_mask = self.text_states(captions)
+        has_text = torch.tensor([bool(c.strip()) for c in captions])
+        flags = flags or {"text": has_text, "clap": torch.ones(len(captions), dtype=torch.bool),
+                          "melody": torch.ones(len(captions), dtype=torch.bool)}
+        cond = self.accelerator.unwrap_model(self.conditioner).config
+        extra = {}
+        if "clap" in batch and cond.clap_dim:
+            extra.update(clap=batch["clap"].to(device), clap_on=flags["clap"].to(device))
+        if "melody" in batch and cond.melody_vocab:
+            extra.update(melody=batch["melody"].to(device), melody_on=flags["melody"].to(device))
+        text_mask = text_mask * flags["text"].to(device)[:, None]
+        return self.conditioner(text, text_mask, **extra)
+
+    def text_states(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen MiniLM states (B, L, 384) and mask (B, L) of captions, each computed once per run:
+        MiniLM is 3x the LM's size, and the captions repeat every epoch."""
+        cache = self.__dict__.setdefault("_text_cache", {})
+        missing = sorted({c for c in captions if c not in cache})
+        if missing:
+            tokens = self.tokenizer(missing, padding=True, truncation=True, max_length=self.cfg.max_text_tokens,
+                                    return_tensors="pt").to(self.accelerator.device)  # fmt: skip
+            musicgen = self.accelerator.unwrap_model(self.musicgen)
+            with torch.no_grad():
+                states = musicgen.text_encoder(**tokens).last_hidden_state
+            for i, caption in enumerate(missing):
+                n = int(tokens["attention_mask"][i].sum())
+                cache[caption] = states[i, :n].to("cpu", torch.bfloat16)
+        length = max(cache[c].shape[0] for c in captions)
+        out = torch.zeros(len(captions), length, cache[captions[0]].shape[-1])
+        mask = torch.zeros(len(captions), length, dtype=torch.long)
+        for i, caption in enumerate(captions):
+            n = cache[caption].shape[0]
+            out[i, :n], mask[i, :n] = cache[caption].float(), 1
+        return out.to(self.accelerator.device), mask.to(self.accelerator.device)
+
+    def lm_loss(self, batch, flags: dict | None):
+        from hf_musiccodec.pipelines.text_to_music.delay_pattern import training_inputs
+
+        states, mask = self.encode_conditions(batch, flags)
+        musicgen = self.accelerator.unwrap_model(self.musicgen)
+        inputs, labels = training_inputs(musicgen.decoder, batch["codes"].to(self.accelerator.device))
+        out = self.musicgen(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=inputs, labels=labels)
+        return out, labels
+
+    def train_step(self, batch) -> dict:
+        captions = list(batch["caption"])
+        flags = self.condition_flags(len(captions), torch.tensor([bool(c.strip()) for c in captions]))
+        out, _ = self.lm_loss(batch, flags)
+        self.backward(out.loss)
+        return {"loss": out.loss.detach(), "text_on": flags["text"].float().mean()}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Cross-entropy and top-1 accuracy per codebook on the validation items' first windows,
+        with the text only (the text-to-music use) and with no condition at all."""
+        if self.validation_set is None:
+            return {}
+        from torch.utils.data import DataLoader, Subset
+
+        n = min(self.cfg.validation_items, len(self.validation_set))
+        loader = DataLoader(Subset(self.validation_set, range(n)), batch_size=self.cfg.batch_size)
+        for model in (self.musicgen, self.conditioner):
+            model.eval()
+        sums: dict = {}
+        for batch in loader:
+            size = len(batch["caption"])
+            has_text = torch.tensor([bool(c.strip()) for c in batch["caption"]])
+            off = torch.zeros(size, dtype=torch.bool)
+            for name, flags in (("text", {"text": has_text, "clap": off, "melody": off}),
+                                ("none", {"text": off, "clap": off, "melody": off})):
+                with self.accelerator.autocast():
+                    out, labels = self.lm_loss(batch, flags)
+                sums[f"val_loss_{name}"] = sums.get(f"val_loss_{name}", 0.0) + float(out.loss) * size
+                if name == "text":
+                    k = labels.shape[-1]
+                    logits = out.logits.reshape(size, k, -1, out.logits.shape[-1])[:, :, -labels.shape[1]:]
+                    pred = logits.argmax(-1).transpose(1, 2).cpu()
+                    valid = labels.cpu() != self.accelerator.unwrap_model(self.musicgen).decoder.config.pad_token_id
+                    for c in range(k):
+                        acc = float((pred[..., c] == labels.cpu()[..., c])[valid[..., c]].float().mean())
+                        sums[f"val_acc_cb{c}"] = sums.get(f"val_acc_cb{c}", 0.0) + acc * size
+        return {k: v / n for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ export
+    def export_model(self):
+        from hf_musiccodec.pipelines.text_to_music.pipeline_text_to_music import TextToMusicPipeline
+
+        musicgen = self.accelerator.unwrap_model(self.musicgen)
+        if self.cfg.lora_rank > 0:
+            import copy
+
+            from peft.tuners.tuners_utils import BaseTunerLayer
+
+            musicgen = copy.deepcopy(musicgen)
+            for module in musicgen.decoder.modules():
+                if isinstance(module, BaseTunerLayer):
+                    module.merge()
+            musicgen = _without_lora(musicgen)
+        clap = clap_processor = None
+        if self.cfg.clap:
+            from hf_musiccodec.conditioning import MusicClapModel, MusicClapProcessor
+
+            clap = MusicClapModel.from_pretrained(self.cfg.clap).eval()
+            clap_processor = MusicClapProcessor.from_pretrained(self.cfg.clap)
+        return TextToMusicPipeline(musicgen=musicgen, conditioner=self.accelerator.unwrap_model(self.conditioner),
+                                   tokenizer=self.tokenizer, clap=clap, clap_processor=clap_processor)
+
+
+def _without_lora(musicgen):
+    """Replace merged LoRA layers by their base layers, so the export is a plain MusicGen."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(musicgen.decoder.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, BaseTunerLayer):
+                setattr(module, child_name, child.get_base_layer())
+    return musicgen
