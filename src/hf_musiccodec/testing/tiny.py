@@ -15,3 +15,48 @@ def tiny_codec_config(preset: str, **overrides) -> MusicCodecConfig:
         kwargs.update(num_quantizers=4, target_bandwidths=None)
     kwargs.update(overrides)
     return MusicCodecConfig.from_preset(preset, **kwargs)
+
+
+def tiny_clap_config(**overrides):
+    """A MusicClap of a few thousand parameters (8 kHz, 1 s clips) on the real frozen MiniLM."""
+    from ..conditioning import MusicClapConfig
+
+    values = dict(sampling_rate=8000, n_fft=256, hop_length=160, n_mels=32, f_min=20.0, f_max=4000.0,
+                  clip_seconds=1.0, audio_channels=(32, 32), audio_hidden_size=32, audio_num_layers=1,
+                  audio_num_heads=2, audio_intermediate_size=64, text_head_size=32, text_num_heads=2,
+                  text_num_layers=1, text_intermediate_size=64, text_max_length=16, projection_dim=16,
+                  dropout=0.0)  # fmt: skip
+    values.update(overrides)
+    return MusicClapConfig(**values)
+
+
+def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, with_clap: bool = True,
+                                with_melody: bool = True):
+    """A random-weight :class:`TextToMusicPipeline` for tests: tiny EnCodec-24 kHz codec (2 codebooks
+    of 16 at 75 Hz), a 1-layer decoder with a ``context_seconds`` context, the real frozen MiniLM,
+    and (optionally) a tiny MusicClap and a melody condition."""
+    import torch
+
+    from ..codecs import MusicCodecModel
+    from ..conditioning import MusicClapModel, build_music_clap_processor
+    from ..pipelines.text_to_music import (
+        MusicConditioner,
+        MusicConditionerConfig,
+        TextToMusicPipeline,
+        build_text_to_music_model,
+        load_lm_tokenizer,
+    )
+
+    torch.manual_seed(seed)
+    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
+    frames = int(context_seconds * codec.config.frame_rate)
+    musicgen = build_text_to_music_model(codec, 0.6, hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64,
+                                         max_position_embeddings=frames + 2, dropout=0.0).eval()  # fmt: skip
+    clap = processor = None
+    if with_clap:
+        config = tiny_clap_config()
+        clap, processor = MusicClapModel(config).eval(), build_music_clap_processor(config)
+    conditioner = MusicConditioner(MusicConditionerConfig(clap_dim=16 if with_clap else 0,
+                                                          melody_vocab=13 if with_melody else 0)).eval()
+    return TextToMusicPipeline(musicgen=musicgen, conditioner=conditioner, tokenizer=load_lm_tokenizer(), clap=clap,
+                               clap_processor=processor)

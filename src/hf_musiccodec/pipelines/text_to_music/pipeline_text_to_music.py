@@ -126,8 +126,13 @@ class TextToMusicPipeline(DiffusionPipeline):
         if use_clap:
             if self.clap is None or not self.conditioner.config.clap_dim:
                 raise GeneratorError("use_clap needs a pipeline with a CLAP model and a conditioner trained with it")
-            text = self.clap_processor(text=prompts, return_tensors="pt")
-            clap = self.clap.get_text_features(**{k: v.to(self.clap.device) for k, v in text.items()}).pooler_output
+            # an empty prompt has no CLAP text embedding: its token stays off (zeros, masked)
+            clap = torch.zeros(len(prompts), self.conditioner.config.clap_dim, device=device)
+            given = [i for i, p in enumerate(prompts) if p.strip()]
+            if given:
+                text = self.clap_processor(text=[prompts[i] for i in given], return_tensors="pt")
+                features = self.clap.get_text_features(**{k: v.to(self.clap.device) for k, v in text.items()})
+                clap[given] = features.pooler_output.to(device, clap.dtype)
         return states, mask, clap
 
     def melody_tokens(self, melody, melody_sampling_rate, frames: int) -> torch.Tensor:
@@ -222,7 +227,7 @@ class TextToMusicPipeline(DiffusionPipeline):
                 length = min(window, frames - begin)
                 extra = {}
                 if clap is not None:
-                    extra["clap"] = clap
+                    extra.update(clap=clap, clap_on=clap.abs().sum(-1) > 0)
                 if tune is not None:
                     extra["melody"] = tune[:, begin : begin + length]
                 states, mask = self.conditioner(text, text_mask, **extra)
