@@ -1,0 +1,103 @@
+"""The text-to-music LM is transformers' MusicGen with our codec and the frozen MiniLM: it saves and
+reloads offline as one folder without MiniLM's weights, runs in pipeline("text-to-audio"), and our
+sampling loop draws exactly the tokens transformers' generate draws (greedy, with and without
+guidance), while training sees the delay pattern generation uses."""
+
+import json
+
+import pytest
+import torch
+from transformers import MusicgenForConditionalGeneration, pipeline
+
+from hf_musiccodec.pipelines.text_to_music import load_lm_tokenizer
+from hf_musiccodec.pipelines.text_to_music.delay_pattern import delayed_sequence, training_inputs
+from hf_musiccodec.pipelines.text_to_music.sampling import SamplingOptions, filter_logits, sample_window, undelay
+from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = tiny_text_to_music_pipeline(context_seconds=2.0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_saved_folder_has_no_minilm_weights_and_reloads_offline(pipe, tmp_path):
+    musicgen = pipe.musicgen
+    assert not any(k.startswith("text_encoder.") for k in musicgen.state_dict())
+    musicgen.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["text_encoder"]["model_type"] == "frozen_minilm"
+    assert config["audio_encoder"]["model_type"] == "music_codec"
+    size = sum(p.stat().st_size for p in (tmp_path / "m").glob("*.safetensors"))
+    assert size < 5_000_000  # MiniLM alone is 90 MB
+    again = MusicgenForConditionalGeneration.from_pretrained(tmp_path / "m").eval()
+    for (k, a), (_, b) in zip(musicgen.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    tokens = load_lm_tokenizer()(["a slow waltz"], return_tensors="pt")
+    assert torch.equal(musicgen.text_encoder(**tokens).last_hidden_state,
+                       again.text_encoder(**tokens).last_hidden_state)  # fmt: skip
+
+
+def test_transformers_text_to_audio_pipeline_runs_the_saved_folder(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "p")
+    tta = pipeline("text-to-audio", model=str(tmp_path / "p" / "musicgen"))
+    assert tta.sampling_rate == 24000
+    out = tta("a fast jig on the fiddle", forward_params={"max_new_tokens": 20, "do_sample": False})
+    assert out["audio"].shape[-1] == (20 - 1) * 320  # the delay pattern costs K - 1 = 1 step
+
+
+def test_training_inputs_follow_the_delay_pattern_of_generate(pipe):
+    decoder = pipe.musicgen.decoder
+    codes = torch.randint(0, 16, (2, 2, 5))
+    seq = delayed_sequence(decoder, codes)
+    pad = decoder.config.pad_token_id
+    assert seq.shape == (2, 2, 7)
+    assert torch.equal(seq[:, 0, 1:6], codes[:, 0]) and torch.equal(seq[:, 1, 2:7], codes[:, 1])
+    assert (seq[:, 0, [0, 6]] == pad).all() and (seq[:, 1, :2] == pad).all()
+    inputs, labels = training_inputs(decoder, codes)
+    assert torch.equal(inputs.reshape(2, 2, 6), seq[..., :-1]) and torch.equal(labels, seq[..., 1:].transpose(1, 2))
+    assert torch.equal(undelay(seq.reshape(4, 7), 2, 5), codes)
+
+
+def _text_inputs(texts):
+    return load_lm_tokenizer()(texts, padding=True, return_tensors="pt")
+
+
+@pytest.mark.parametrize("guidance", [None, 3.0])
+def test_sampling_loop_draws_the_tokens_of_transformers_generate(pipe, guidance):
+    musicgen = pipe.musicgen
+    inputs = _text_inputs(["a slow chorale for strings", "fast"])
+    frames = 12
+    seen = []
+    decode = musicgen.audio_encoder.decode
+
+    def spy(codes, *args, **kwargs):
+        seen.append(codes.clone())
+        return decode(codes, *args, **kwargs)
+
+    musicgen.audio_encoder.decode = spy
+    try:
+        musicgen.generate(**inputs, do_sample=False, max_new_tokens=frames + 1, guidance_scale=guidance)
+    finally:
+        del musicgen.audio_encoder.decode
+    states = musicgen.text_encoder(**inputs).last_hidden_state
+    ours = sample_window(musicgen, states, inputs["attention_mask"], frames,
+                         SamplingOptions(guidance_scale=guidance, do_sample=False))  # fmt: skip
+    assert torch.equal(ours, seen[0][0])
+
+
+def test_continuation_keeps_the_prompt_codes(pipe):
+    musicgen = pipe.musicgen
+    inputs = _text_inputs(["a march"])
+    states = musicgen.text_encoder(**inputs).last_hidden_state
+    prompt = torch.randint(0, 16, (1, 2, 7))
+    codes = sample_window(musicgen, states, inputs["attention_mask"], 15, SamplingOptions(do_sample=False), prompt)
+    assert codes.shape == (1, 2, 15) and torch.equal(codes[..., :7], prompt)
+
+
+def test_filter_logits_top_k_and_top_p():
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
+    assert torch.isinf(filter_logits(logits, SamplingOptions(top_k=2))[0, 2:]).all()
+    kept = filter_logits(logits, SamplingOptions(top_k=0, top_p=0.7))
+    assert torch.isfinite(kept[0, :2]).all() and torch.isinf(kept[0, 2:]).all()
