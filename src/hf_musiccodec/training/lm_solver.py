@@ -88,7 +88,7 @@ class LMSolver(BaseSolver):
         musicgen, conditioner = self._build_models()
         musicgen.text_encoder.requires_grad_(False)
         musicgen.audio_encoder.requires_grad_(False).eval()
-        self.tokenizer = load_lm_tokenizer()
+        self.tokenizer = load_lm_tokenizer(_tokenizer_folder(cfg.init_from))
         decoder_cfg = musicgen.decoder.config
         codec = musicgen.audio_encoder
         crop = math.ceil(cfg.crop_seconds * codec.config.frame_rate)
@@ -198,18 +198,15 @@ class LMSolver(BaseSolver):
 
     def text_states(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen MiniLM states (B, L, 384) and mask (B, L) of captions, each computed once per run:
-        MiniLM is 3x the LM's size, and the captions repeat every epoch."""
+        MiniLM is 3x the LM's size, and the captions repeat every epoch. One caption per call, so
+        its states never depend on which batch first needed it (a resumed run computes the same)."""
         cache = self.__dict__.setdefault("_text_cache", {})
-        missing = sorted({c for c in captions if c not in cache})
-        if missing:
-            tokens = self.tokenizer(missing, padding=True, truncation=True, max_length=self.cfg.max_text_tokens,
+        musicgen = self.accelerator.unwrap_model(self.musicgen)
+        for caption in dict.fromkeys(c for c in captions if c not in cache):
+            tokens = self.tokenizer([caption], truncation=True, max_length=self.cfg.max_text_tokens,
                                     return_tensors="pt").to(self.accelerator.device)  # fmt: skip
-            musicgen = self.accelerator.unwrap_model(self.musicgen)
             with torch.no_grad():
-                states = musicgen.text_encoder(**tokens).last_hidden_state
-            for i, caption in enumerate(missing):
-                n = int(tokens["attention_mask"][i].sum())
-                cache[caption] = states[i, :n].to("cpu", torch.bfloat16)
+                cache[caption] = musicgen.text_encoder(**tokens).last_hidden_state[0].to("cpu", torch.bfloat16)
         length = max(cache[c].shape[0] for c in captions)
         out = torch.zeros(len(captions), length, cache[captions[0]].shape[-1])
         mask = torch.zeros(len(captions), length, dtype=torch.long)
@@ -300,3 +297,16 @@ def _without_lora(musicgen):
             if isinstance(child, BaseTunerLayer):
                 setattr(module, child_name, child.get_base_layer())
     return musicgen
+
+
+def _tokenizer_folder(init_from: str | None):
+    """Where the fine-tuned model's tokenizer is (an official MusicGen folder has T5's); None: MiniLM's."""
+    if not init_from:
+        return None
+    from pathlib import Path
+
+    folder = Path(init_from)
+    for candidate in (folder / "tokenizer", folder):
+        if (candidate / "tokenizer_config.json").is_file():
+            return candidate
+    raise ValueError(f"{init_from} has no tokenizer (tokenizer_config.json): save the model's tokenizer with it")

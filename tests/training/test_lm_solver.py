@@ -1,0 +1,176 @@
+"""Training the text-to-music LM on a real (tiny) latent cache with melody and CLAP conditions:
+a resumed run ends exactly where an uninterrupted one does, the export is a pipeline that
+generates, condition dropout behaves, and LoRA fine-tunes an official-layout MusicGen folder."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import (
+    EncodecModel,
+    MusicgenDecoderConfig,
+    MusicgenForCausalLM,
+    MusicgenForConditionalGeneration,
+    T5Config,
+    T5EncoderModel,
+)
+
+from hf_musiccodec.codecs import MusicCodecModel
+from hf_musiccodec.conditioning import MusicClapModel, build_music_clap_processor
+from hf_musiccodec.data import condition_cache as cc
+from hf_musiccodec.data import latent_cache as lc
+from hf_musiccodec.pipelines.text_to_music import TextToMusicPipeline, load_lm_tokenizer
+from hf_musiccodec.testing.parity import OFFICIAL_CONFIGS, build_reference, convert_through_hub_layout
+from hf_musiccodec.testing.tiny import tiny_clap_config, tiny_codec_config
+from hf_musiccodec.training.lm_solver import LMSolver, LMTrainingConfig
+
+SR = 24000
+
+
+def _write_clips(folder, n=6, seconds=1.5):
+    rows = []
+    for i in range(n):
+        t = np.arange(int(seconds * SR)) / SR
+        x = 0.3 * np.sin(2 * np.pi * (220 * 2 ** (i / 12)) * t) * (1 + np.sign(np.sin(2 * np.pi * (i + 1) * t))) / 2
+        path = folder / f"clip{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), x.astype(np.float32), SR)
+        caption = "" if i == 5 else f"a tune number {i}"  # one uncaptioned clip
+        rows.append({"path": str(path), "duration": seconds, "caption": caption,
+                     "captions": [caption, f"tune {i}"] if caption else [""]})  # fmt: skip
+    return rows
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
+    codec.save_pretrained(root / "codec")
+    rows = _write_clips(root / "audio")
+    lc.build_latent_cache(codec, rows, root / "cache", shard_size=4, progress=False)
+    clap_config = tiny_clap_config()
+    clap = MusicClapModel(clap_config).eval()
+    processor = build_music_clap_processor(clap_config)
+    clap.save_pretrained(root / "clap")
+    processor.save_pretrained(root / "clap")
+    cc.build_condition_cache(root / "cache", clap, processor.feature_extractor, clap_hop_seconds=0.5, progress=False)
+    return root
+
+
+def _config(root, out, **kw):
+    values = dict(output_dir=str(out), codec=str(root / "codec"), bandwidth=0.6, train_cache=str(root / "cache"),
+                  validation_cache=str(root / "cache"), clap=str(root / "clap"), crop_seconds=0.5, batch_size=2,
+                  hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64, warmup_steps=2, max_steps=6, save_every=2,
+                  validate_every=3, validation_items=4, log_every=1, report_to=None, mixed_precision="no",
+                  clap_prob=0.5, melody_prob=0.5)  # fmt: skip
+    values.update(kw)
+    return LMTrainingConfig(**values)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KilledAfterStep4(LMSolver):
+    """Dies right after step 4's checkpoint, as a killed process would (same config, same schedule)."""
+
+    def _after_step(self, *args):
+        super()._after_step(*args)
+        if self.state.step == 4:
+            raise _Killed
+
+
+def _weights(folder):
+    pipe = TextToMusicPipeline.from_pretrained(folder)
+    return {**{f"m.{k}": v for k, v in pipe.musicgen.decoder.state_dict().items()},
+            **{f"c.{k}": v for k, v in pipe.conditioner.state_dict().items()}}  # fmt: skip
+
+
+def test_resumed_run_matches_an_uninterrupted_one_and_exports_a_pipeline(workspace, tmp_path):
+    whole = LMSolver(_config(workspace, tmp_path / "whole")).fit()
+    with pytest.raises(_Killed):
+        _KilledAfterStep4(_config(workspace, tmp_path / "parts")).fit()
+    resumed = LMSolver(_config(workspace, tmp_path / "parts"))  # a new process would start the same way
+    assert resumed.train_set.has_melody and resumed.train_set.has_clap
+    parts = resumed.fit()
+    assert json.loads((parts / "training_state.json").read_text())["step"] == 6
+    a, b = _weights(whole), _weights(parts)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    initial = LMSolver(_config(workspace, tmp_path / "fresh", max_steps=0))
+    fresh = initial.accelerator.unwrap_model(initial.conditioner).state_dict()
+    assert any(not torch.equal(fresh[k], a["c." + k]) for k in fresh if k != "anchor")  # conditions were trained
+
+    pipe = TextToMusicPipeline.from_pretrained(parts)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe("a tune number 2", audio_length_in_s=0.8, generator=torch.Generator().manual_seed(0),
+               melody=np.sin(np.arange(SR) / SR * 2 * np.pi * 440).astype(np.float32), melody_sampling_rate=SR,
+               use_clap=True)  # fmt: skip
+    assert out.audios.shape == (1, 1, int(0.8 * SR)) and np.isfinite(out.audios).all()
+
+
+def test_condition_dropout(workspace, tmp_path):
+    solver = LMSolver(_config(workspace, tmp_path / "run", max_steps=0, drop_all=0.0, text_dropout=0.0,
+                              clap_prob=1.0, melody_prob=0.0))  # fmt: skip
+    has_text = torch.tensor([True, False] * 200)
+    flags = solver.condition_flags(400, has_text)
+    assert torch.equal(flags["text"], has_text) and flags["clap"].all() and not flags["melody"].any()
+    solver.cfg.drop_all, solver.cfg.text_dropout, solver.cfg.melody_prob = 0.5, 0.3, 0.3
+    torch.manual_seed(0)
+    flags = solver.condition_flags(4000, torch.ones(4000, dtype=torch.bool))
+    none = ~(flags["text"] | flags["clap"] | flags["melody"])
+    assert abs(float(none.float().mean()) - 0.5) < 0.03  # drop_all; text/clap/melody never all off otherwise (clap=1)
+    assert abs(float(flags["text"].float().mean()) - 0.5 * 0.7) < 0.03
+    assert abs(float(flags["melody"].float().mean()) - 0.5 * 0.3) < 0.03
+
+
+def _official_layout_musicgen(folder):
+    """A tiny MusicGen in transformers' own layout (T5 + EncodecModel + decoder) and a codec of ours
+    with the same weights (to make the token cache)."""
+    torch.manual_seed(0)
+    _, kwargs = OFFICIAL_CONFIGS["encodec_32khz"]
+    encodec = build_reference("encodec", **dict(kwargs, num_filters=4, hidden_size=16, num_lstm_layers=1,
+                                                codebook_size=16, target_bandwidths=[1.2]))  # fmt: skip
+    assert isinstance(encodec, EncodecModel)
+    tokenizer = load_lm_tokenizer()  # any tokenizer; official folders carry T5's
+    text = T5EncoderModel(T5Config(vocab_size=tokenizer.vocab_size, d_model=16, d_kv=8, num_heads=2, num_layers=1,
+                                   d_ff=32))  # fmt: skip
+    decoder = MusicgenForCausalLM(MusicgenDecoderConfig(vocab_size=16, hidden_size=16, num_hidden_layers=1,
+                                                        num_attention_heads=2, ffn_dim=32, num_codebooks=4,
+                                                        max_position_embeddings=64, pad_token_id=16,
+                                                        bos_token_id=16, audio_channels=1))  # fmt: skip
+    model = MusicgenForConditionalGeneration(text_encoder=text, audio_encoder=encodec, decoder=decoder)
+    model.generation_config.update(pad_token_id=16, decoder_start_token_id=16)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, convert_through_hub_layout(encodec)
+
+
+def test_lora_fine_tunes_an_official_layout_folder(tmp_path):
+    original, ours = _official_layout_musicgen(tmp_path / "official")
+    rows = []
+    for i in range(4):
+        x = 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * np.arange(32000) / 32000)
+        sf.write(str(tmp_path / f"c{i}.wav"), x.astype(np.float32), 32000)
+        rows.append({"path": str(tmp_path / f"c{i}.wav"), "duration": 1.0, "caption": f"tone {i}"})
+    lc.build_latent_cache(ours.eval(), rows, tmp_path / "cache", shard_size=4, progress=False)
+    cfg = LMTrainingConfig(output_dir=str(tmp_path / "run"), init_from=str(tmp_path / "official"),
+                           train_cache=str(tmp_path / "cache"), clap=None, crop_seconds=0.5, batch_size=2,
+                           lora_rank=4, learning_rate=1e-2, warmup_steps=1, max_steps=3, save_every=3,
+                           validate_every=100, report_to=None, mixed_precision="no")  # fmt: skip
+    solver = LMSolver(cfg)
+    trainable = {n for n, p in solver.accelerator.unwrap_model(solver.musicgen).named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    exported = solver.fit()
+    tuned = MusicgenForConditionalGeneration.from_pretrained(exported / "musicgen")
+    assert not any("lora" in k for k in tuned.state_dict())  # merged into a plain MusicGen
+    before, after = original.decoder.state_dict(), tuned.decoder.state_dict()
+    assert before.keys() == after.keys()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all(k.endswith(".weight") and "proj" in k or "fc" in k for k in changed)
+    assert all(torch.equal(a, b) for a, b in zip(original.text_encoder.state_dict().values(),
+                                                 tuned.text_encoder.state_dict().values()))  # fmt: skip
