@@ -58,5 +58,10 @@ def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, wit
         clap, processor = MusicClapModel(config).eval(), build_music_clap_processor(config)
     conditioner = MusicConditioner(MusicConditionerConfig(clap_dim=16 if with_clap else 0,
                                                           melody_vocab=13 if with_melody else 0)).eval()
+    with torch.no_grad():  # large random weights, so that every condition visibly changes the tokens
+        for module in (musicgen.decoder, musicgen.enc_to_dec_proj, conditioner):
+            for p in module.parameters():
+                if p.ndim >= 1 and p.dtype.is_floating_point:
+                    p.normal_(0.0, 0.3)
     return TextToMusicPipeline(musicgen=musicgen, conditioner=conditioner, tokenizer=load_lm_tokenizer(), clap=clap,
                                clap_processor=processor)

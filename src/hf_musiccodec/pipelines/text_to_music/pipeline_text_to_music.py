@@ -218,28 +218,27 @@ class TextToMusicPipeline(DiffusionPipeline):
             progress.update(1)
             if callback_on_step_end is not None:
                 callback_on_step_end(self, done[0] - 1, done[0] - 1, {"codes": sequence})
-            if self._interrupt:
-                raise _Interrupted
+            return self._interrupt
 
-        try:
-            while codes.shape[-1] < frames:
-                begin = max(0, codes.shape[-1] - overlap) if codes.shape[-1] > window - 1 else 0
-                length = min(window, frames - begin)
-                extra = {}
-                if clap is not None:
-                    extra.update(clap=clap, clap_on=clap.abs().sum(-1) > 0)
-                if tune is not None:
-                    extra["melody"] = tune[:, begin : begin + length]
-                states, mask = self.conditioner(text, text_mask, **extra)
-                new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
-                                    generator=generator, on_step=on_step)  # fmt: skip
-                codes = torch.cat([codes[..., :begin], new], dim=-1)
-        except _Interrupted:
-            pass
+        while codes.shape[-1] < frames and not self._interrupt:
+            begin = max(0, codes.shape[-1] - overlap) if codes.shape[-1] > window - 1 else 0
+            length = min(window, frames - begin)
+            extra = {}
+            if clap is not None:
+                extra.update(clap=clap, clap_on=clap.abs().sum(-1) > 0)
+            if tune is not None:
+                extra["melody"] = tune[:, begin : begin + length]
+            states, mask = self.conditioner(text, text_mask, **extra)
+            new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
+                                generator=generator, on_step=on_step)  # fmt: skip
+            codes = torch.cat([codes[..., :begin], new], dim=-1)
         progress.close()
 
         # 5. decode
-        audio = self.codec.decode(codes[None], [None] * batch).audio_values.float()
+        if codes.shape[-1] == 0:  # interrupted before the first frame
+            audio = torch.zeros(batch, self.codec.config.audio_channels, 0)
+        else:
+            audio = self.codec.decode(codes[None], [None] * batch).audio_values.float()
         audio = audio[..., : int(round(audio_length_in_s * self.sampling_rate))]
         self.maybe_free_model_hooks()
         audios = audio.cpu().numpy() if output_type == "np" else audio
@@ -257,10 +256,6 @@ class TextToMusicPipeline(DiffusionPipeline):
             steps += length - (have - begin) + num_codebooks - 1  # new frames + the codebook delay
             have = begin + length
         return max(steps, 1)
-
-
-class _Interrupted(Exception):
-    pass
 
 
 def load_musicgen_parts(folder):

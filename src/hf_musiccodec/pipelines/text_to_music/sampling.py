@@ -53,7 +53,7 @@ def undelay(sequence: torch.Tensor, num_codebooks: int, frames: int) -> torch.Te
 @torch.no_grad()
 def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: int, options: SamplingOptions,
                   prompt_codes: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                  on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+                  on_step: Callable[[int, torch.Tensor], bool | None] | None = None) -> torch.Tensor:
     """Codes (B, K, frames) of one window, continuing ``prompt_codes`` (B, K, P) when given.
 
     ``states``/``mask``: conditions (B, M, H) / (B, M); with guidance, the unconditional half is
@@ -94,6 +94,6 @@ def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: in
         token = torch.where(fixed == -1, token, fixed)
         sequence = torch.cat([sequence, token], dim=-1)
         feed = token
-        if on_step is not None:
-            on_step(step, sequence)
-    return undelay(sequence, k, frames)
+        if on_step is not None and on_step(step, sequence):
+            break  # stopped early: the frames complete in every codebook so far
+    return undelay(sequence, k, min(frames, sequence.shape[-1] - k))

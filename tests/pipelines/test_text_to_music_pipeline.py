@@ -1,0 +1,144 @@
+"""TextToMusicPipeline follows the generator convention (save/load offline, seeds, .audios shape,
+progress, callback) and adds continuation, melody, CLAP text conditioning and windows past the
+trained context; bad input is a one-line GeneratorError."""
+
+import numpy as np
+import pytest
+import torch
+
+from hf_musiccodec import TextToMusicPipeline
+from hf_musiccodec.pipelines import GeneratorError, check_generator_output, load_generator
+from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
+
+SR = 24000
+
+
+def tone(seconds, freq=440.0, sr=SR):
+    return (0.3 * np.sin(2 * np.pi * freq * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = tiny_text_to_music_pipeline(context_seconds=1.0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_convention_shapes_seeds_and_reload(pipe, tmp_path):
+    out = pipe(["a waltz", "a march"], audio_length_in_s=0.5, num_waveforms_per_prompt=2, generator=seeded())
+    audios = check_generator_output(out, 4, pipe.sampling_rate, 0.5)
+    assert audios.shape == (4, 1, SR // 2)
+    again = pipe(["a waltz", "a march"], audio_length_in_s=0.5, num_waveforms_per_prompt=2, generator=seeded())
+    assert np.array_equal(audios, again.audios)
+    other = pipe(["a waltz", "a march"], audio_length_in_s=0.5, num_waveforms_per_prompt=2, generator=seeded(1))
+    assert not np.array_equal(audios, other.audios)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = load_generator(tmp_path / "p")
+    assert isinstance(loaded, TextToMusicPipeline) and loaded.sampling_rate == SR
+    loaded.set_progress_bar_config(disable=True)
+    reloaded = loaded(["a waltz", "a march"], audio_length_in_s=0.5, num_waveforms_per_prompt=2, generator=seeded())
+    assert np.array_equal(audios, reloaded.audios)
+    assert isinstance(pipe("x", audio_length_in_s=0.2, output_type="pt", generator=seeded()).audios, torch.Tensor)
+
+
+def test_guidance_changes_the_output_and_empty_prompt_is_unconditional(pipe):
+    guided = pipe("a waltz", audio_length_in_s=0.4, guidance_scale=3.0, generator=seeded()).audios
+    plain = pipe("a waltz", audio_length_in_s=0.4, guidance_scale=1.0, generator=seeded()).audios
+    assert not np.array_equal(guided, plain)
+    empty = pipe("", audio_length_in_s=0.4, generator=seeded()).audios
+    none = pipe(None, audio_length_in_s=0.4, generator=seeded()).audios
+    assert np.array_equal(empty, none)
+
+
+def test_callback_sees_every_step_and_can_interrupt(pipe):
+    steps = []
+
+    def callback(p, step, t, kwargs):
+        steps.append((step, kwargs["codes"].shape[-1]))
+        if step == 9:
+            p._interrupt = True
+        return kwargs
+
+    full = []
+    pipe("a", audio_length_in_s=0.4, generator=seeded(), callback_on_step_end=lambda p, i, t, kw: full.append(i) or kw)
+    assert full == list(range(30 + 1))  # 30 frames + the one-step delay of the second codebook
+    out = pipe("a", audio_length_in_s=0.4, generator=seeded(), callback_on_step_end=callback)
+    assert [s for s, _ in steps] == list(range(10)) and steps[-1][1] == 11  # start token + 10 steps
+    assert out.audios.shape[0] == 1 and np.isfinite(out.audios).all()
+
+
+def test_continuation_starts_with_the_prompt(pipe):
+    prompt = tone(0.6)
+    out = pipe("a", audio_length_in_s=1.0, audio_prompt=prompt, audio_prompt_sampling_rate=SR, generator=seeded())
+    assert out.audios.shape == (1, 1, SR)
+    codec = pipe.codec
+    prompt_codes = codec.encode(torch.from_numpy(prompt)[None, None]).audio_codes[0]
+    out_codes = codec.encode(torch.from_numpy(out.audios[:, :, : prompt.shape[-1]])).audio_codes[0]
+    agree = (prompt_codes[..., 2:-2] == out_codes[..., 2:-2]).float().mean()
+    assert agree > 0.9  # the output's first 0.6 s is the prompt, re-encoded (edges aside)
+    # a prompt resampled from another rate and in stereo is accepted
+    stereo = np.stack([tone(0.6, sr=16000)] * 2)
+    assert pipe("a", audio_length_in_s=0.8, audio_prompt=stereo, audio_prompt_sampling_rate=16000,
+                generator=seeded()).audios.shape == (1, 1, int(0.8 * SR))  # fmt: skip
+
+
+def test_melody_and_clap_condition_the_tokens(pipe):
+    plain = pipe("a", audio_length_in_s=0.4, generator=seeded(), do_sample=False).audios
+    melody = pipe("a", audio_length_in_s=0.4, generator=seeded(), do_sample=False, melody=tone(1.0, 523.25),
+                  melody_sampling_rate=SR).audios  # fmt: skip
+    clap = pipe("a", audio_length_in_s=0.4, generator=seeded(), do_sample=False, use_clap=True).audios
+    assert not np.array_equal(plain, melody) and not np.array_equal(plain, clap)
+    # a melody shorter than the output is "no melody" past its end; an empty prompt has no CLAP token
+    pipe(["a", ""], audio_length_in_s=0.8, melody=tone(0.5), melody_sampling_rate=SR, use_clap=True,
+         generator=seeded())  # fmt: skip
+
+
+def test_windows_past_the_trained_context(pipe):
+    assert pipe.context_frames == 75  # 1 s
+    steps = []
+    out = pipe("a", audio_length_in_s=2.5, window_overlap_s=0.4, generator=seeded(),
+               callback_on_step_end=lambda p, i, t, kw: steps.append(i) or kw)  # fmt: skip
+    assert out.audios.shape == (1, 1, int(2.5 * SR)) and np.isfinite(out.audios).all()
+    # windows: [0, 75) then [45, 120), [90, 165), [135, 188): 75 + 45 + 45 + 23 new frames, +1 delay step each
+    assert len(steps) == pipe._steps(188, 0, 75, 30, 2) == 188 + 4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prompt=""), None),
+    (dict(prompt=["ok", 3]), "prompt must be a string"),
+    (dict(prompt=[]), "prompt must be a string"),
+    (dict(prompt="word " * 80), "tokens; at most 64"),
+    (dict(audio_length_in_s=0), "audio_length_in_s"),
+    (dict(audio_length_in_s=float("nan")), "audio_length_in_s"),
+    (dict(guidance_scale=-1), "guidance_scale"),
+    (dict(num_waveforms_per_prompt=0), "num_waveforms_per_prompt"),
+    (dict(audio_prompt=tone(0.5)), "audio_prompt_sampling_rate is required"),
+    (dict(audio_prompt=np.zeros(SR, np.float32), audio_prompt_sampling_rate=SR), "silent"),
+    (dict(audio_prompt=tone(0.1), audio_prompt_sampling_rate=SR), "at least 0.5 s"),
+    (dict(audio_prompt=np.full(SR, np.nan, np.float32), audio_prompt_sampling_rate=SR), "NaN|finite"),
+    (dict(melody=tone(0.2), melody_sampling_rate=SR), "at least 0.5 s"),
+    (dict(output_type="latent"), "output_type"),
+])  # fmt: skip
+def test_bad_input_is_one_line(pipe, kwargs, message):
+    kwargs = {"prompt": "a", "audio_length_in_s": 0.2, **kwargs}
+    if message is None:
+        pipe(**kwargs, generator=seeded())
+        return
+    with pytest.raises(GeneratorError, match=message) as info:
+        pipe(**kwargs, generator=seeded())
+    assert "\n" not in str(info.value)
+
+
+def test_conditions_the_model_was_not_trained_with_are_refused(tmp_path):
+    pipe = tiny_text_to_music_pipeline(with_clap=False, with_melody=False)
+    pipe.set_progress_bar_config(disable=True)
+    with pytest.raises(GeneratorError, match="melody"):
+        pipe("a", audio_length_in_s=0.2, melody=tone(1.0), melody_sampling_rate=SR)
+    with pytest.raises(GeneratorError, match="CLAP"):
+        pipe("a", audio_length_in_s=0.2, use_clap=True)
+    pipe.save_pretrained(tmp_path / "p")  # a text-only conditioner saves and loads too
+    assert TextToMusicPipeline.from_pretrained(tmp_path / "p").conditioner.config.clap_dim == 0
