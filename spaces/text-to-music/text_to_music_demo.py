@@ -250,24 +250,31 @@ def spectrogram_image(mel: np.ndarray, sampling_rate: int, title: str, vmin: flo
                       marker_s: float | None = None):
     """A PIL image of a log-mel spectrogram (matplotlib, no pyplot: safe in worker threads);
     ``marker_s`` draws a line where the continuation clip ends."""
+    return spectrogram_panels([(mel, sampling_rate, title, marker_s)], vmin, vmax)
+
+
+def spectrogram_panels(panels, vmin: float, vmax: float):
+    """One PIL image with a log-mel panel per ``(mel, sampling_rate, title, marker_s or None)``,
+    stacked, each with its own time axis and the same colour scale."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
 
-    hop_length = (2048 if sampling_rate >= 32000 else 1024) // 4
-    fig = Figure(figsize=(6.4, 2.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(6.4, 2.6 * len(panels)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    seconds = mel.shape[-1] * hop_length / sampling_rate
-    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                   extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
-    if marker_s is not None:
-        ax.axvline(marker_s, color="white", linestyle="--", linewidth=1.2)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.set_xlabel("time (s)", fontsize=8)
-    ax.set_ylabel("mel band", fontsize=8)
-    ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (mel, sampling_rate, title, marker_s) in zip(axes, panels):
+        hop_length = (2048 if sampling_rate >= 32000 else 1024) // 4
+        seconds = mel.shape[-1] * hop_length / sampling_rate
+        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                       extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
+        if marker_s is not None:
+            ax.axvline(marker_s, color="white", linestyle="--", linewidth=1.2)
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.set_ylabel("mel band", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     buf.seek(0)
@@ -434,8 +441,8 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     image = spectrogram_image(mel, sr, title, vmin, vmax, marker_s=clip_s)
     reference_image = None
     if reference_mels:
-        label, ref_mel, rate = reference_mels[0] if len(reference_mels) == 1 else _joined(reference_mels)
-        reference_image = spectrogram_image(ref_mel, rate, f"{label} (log-mel)", vmin, vmax)
+        reference_image = spectrogram_panels([(m, rate, f"{label} (log-mel)", None) for label, m, rate in reference_mels],
+                                             vmin, vmax)
 
     conditions = [f'text "{prompt}"' if prompt else "no text (empty prompt)"]
     if melody is not None:
@@ -455,17 +462,6 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     return MusicResult(audio_path=str(audio_path), audio=audio, sampling_rate=sr, spectrogram=image,
                        reference_spectrogram=reference_image, summary_text=summary_text, seconds=seconds, seed=seed,
                        notes=notes)
-
-
-def _joined(reference_mels):
-    """Melody and continuation side by side in one picture (both at the model's display scale)."""
-    labels = " | ".join(label for label, _, _ in reference_mels)
-    rates = {rate for _, _, rate in reference_mels}
-    if len(rates) == 1:
-        mels = [m for _, m, _ in reference_mels]
-        gap = np.full((mels[0].shape[0], 4), min(m.min() for m in mels), dtype=mels[0].dtype)
-        return labels, np.concatenate([mels[0], gap, mels[1]], axis=-1), rates.pop()
-    return reference_mels[0]  # different rates: the melody only
 
 
 def _total_steps(pipe, duration: float, continuation) -> int | None:

@@ -110,6 +110,7 @@ def test_melody_continuation_and_clap(clips):
     result = demo.generate("jazz", 1.0, 2.5, 1, str(clips["melody"]), str(clips["continuation"]), True)
     assert result.audio.shape == (1, SR)
     assert result.reference_spectrogram is not None and np.asarray(result.reference_spectrogram).std() > 10
+    assert result.reference_spectrogram.size[1] > 2 * result.spectrogram.size[1] - 20  # a panel per upload
     text = result.summary_text
     assert "the melody of 'melody.flac'" in text and "continuing 'continuation.wav' (0.60 s)" in text
     assert "CLAP text embedding" in text and "guidance 2.5" in text
