@@ -1,0 +1,559 @@
+"""The text-to-music Space's logic: a prompt (and optionally a tune and a clip to continue) in, music out.
+
+Everything the page does is an importable function here, so it is tested without a browser:
+
+* :func:`model_folder` — the pipeline folder: ``$TEXT_TO_MUSIC_MODEL``, else
+  ``pipelines/text-to-music`` of the repository (or beside ``app.py`` in a deployed Space).
+* :func:`load_pipeline` — ``TextToMusicPipeline.from_pretrained`` once per folder (kept in memory).
+* :func:`read_upload` — an uploaded melody / continuation clip as a checked ``(channels, samples)``
+  array; unreadable, truncated, silent, too short, too long or NaN uploads raise ``gr.Error`` with a
+  one-line message naming the file.
+* :func:`generate` — prompt + settings + uploads -> :class:`MusicResult` (a wav file, log-mel
+  spectrogram images, a summary text). The pipeline's own one-line ``GeneratorError`` (a prompt
+  that is too long, ...) becomes a ``gr.Error``: the person at the page never sees a traceback.
+* :func:`build_demo` — the ``gr.Blocks`` page wired to those functions.
+
+Environment: ``TEXT_TO_MUSIC_MODEL`` (the pipeline folder), ``TEXT_TO_MUSIC_MAX_SECONDS`` (longest
+generation offered, default 30 s), ``TEXT_TO_MUSIC_MAX_UPLOAD_SECONDS`` (longest upload accepted,
+default 60 s). Runs on the CPU; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hf_musiccodec.audio.io import AudioError, audio_info, is_silent, load_audio, save_audio  # noqa: E402
+
+APP_DIR = Path(__file__).resolve().parent
+MODEL_ENV = "TEXT_TO_MUSIC_MODEL"
+MAX_SECONDS_ENV = "TEXT_TO_MUSIC_MAX_SECONDS"
+MAX_UPLOAD_SECONDS_ENV = "TEXT_TO_MUSIC_MAX_UPLOAD_SECONDS"
+DEFAULT_MAX_SECONDS = 30.0
+DEFAULT_MAX_UPLOAD_SECONDS = 60.0
+DEFAULT_SECONDS = 10.0
+DEFAULT_GUIDANCE = 3.0
+MIN_UPLOAD_SECONDS = 0.5  # the pipeline's MIN_AUDIO_PROMPT_S
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_text_to_music_space"
+OUTPUT_MAX_AGE_S = 3600.0  # per-request output folders older than this are removed
+SPECTROGRAM_MELS = 80
+ROLES = {"melody": "melody", "continuation": "clip to continue"}
+
+TITLE = "hf-musiccodec: text to music"
+DESCRIPTION = """\
+Describe the music you want and press **Generate**. A token language model writes the codes of a
+neural audio codec, conditioned on your prompt, and the codec turns them into sound. Optional:
+upload a **melody** (a tune whose melody the music follows) and/or a **clip to continue** (the
+output starts with it; the duration counts it). The same prompt, settings and seed give the same
+music. The page shows the result with its log-mel spectrogram and a wav file to download.
+"""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _seconds_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def max_seconds() -> float:
+    """The longest generation offered: ``$TEXT_TO_MUSIC_MAX_SECONDS`` or 30 s."""
+    return _seconds_env(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
+
+
+def max_upload_seconds() -> float:
+    """The longest upload accepted: ``$TEXT_TO_MUSIC_MAX_UPLOAD_SECONDS`` or 60 s."""
+    return _seconds_env(MAX_UPLOAD_SECONDS_ENV, DEFAULT_MAX_UPLOAD_SECONDS)
+
+
+def model_folder() -> Path:
+    """``$TEXT_TO_MUSIC_MODEL``, else the first ``pipelines/text-to-music`` holding a pipeline (the
+    repository's, then one beside app.py), else the repository's (which :func:`folder_problem` reports)."""
+    raw = os.environ.get(MODEL_ENV, "").strip()
+    if raw:
+        return Path(raw).expanduser().resolve()
+    candidates = [APP_DIR.parents[1] / "pipelines" / "text-to-music", APP_DIR / "pipelines" / "text-to-music"]
+    for folder in candidates:
+        if (folder / "model_index.json").is_file():
+            return folder.resolve()
+    return candidates[0].resolve()
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` holds no text-to-music pipeline (one line for the page), or ``None``."""
+    if not folder.is_dir():
+        return f"No text-to-music model: the folder {folder} does not exist (set {MODEL_ENV} to a pipeline folder)."
+    if not (folder / "model_index.json").is_file():
+        return (f"No text-to-music model yet: {folder} has no model_index.json (the model may still be "
+                f"training; set {MODEL_ENV} to a pipeline folder).")
+    return None
+
+
+# --------------------------------------------------------------------------- model
+
+_PIPELINES: dict[str, object] = {}
+_LOCK = threading.Lock()  # loading and generating: one at a time (the page queues requests anyway)
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
+def load_pipeline(folder: str | os.PathLike | None = None):
+    """The ``TextToMusicPipeline`` at ``folder`` (default :func:`model_folder`), loaded once, quiet, on the CPU."""
+    folder = Path(folder).expanduser().resolve() if folder else model_folder()
+    key = str(folder)
+    with _LOCK:
+        pipe = _PIPELINES.get(key)
+        if pipe is not None:
+            return pipe
+        problem = folder_problem(folder)
+        if problem is not None:
+            raise gr.Error(problem, title="No model", print_exception=False)
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # Register the package's models with transformers' Auto classes explicitly: the package's
+        # import hook misses them when a library probed for transformers (find_spec) first.
+        import hf_musiccodec.codecs  # noqa: F401
+        import hf_musiccodec.conditioning  # noqa: F401
+        from hf_musiccodec import TextToMusicPipeline
+
+        diffusers_logging.set_verbosity_error()
+        transformers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
+        try:
+            pipe = TextToMusicPipeline.from_pretrained(key)
+        except Exception as e:  # noqa: BLE001 - any loading problem is one line on the page
+            raise gr.Error(f"Could not load the text-to-music model at {key}: {_one_line(e)}", title="No model",
+                           print_exception=False) from e
+        pipe.set_progress_bar_config(disable=True)  # the page shows gr.Progress instead
+        _PIPELINES[key] = pipe
+        return pipe
+
+
+def clear_pipeline_cache() -> None:
+    with _LOCK:
+        _PIPELINES.clear()
+
+
+def has_clap(pipe) -> bool:
+    """Whether ``use_clap`` works with this pipeline (a CLAP model and a conditioner trained with it)."""
+    return pipe.clap is not None and bool(pipe.conditioner.config.clap_dim)
+
+
+def has_melody(pipe) -> bool:
+    return bool(pipe.conditioner.config.melody_vocab)
+
+
+def model_summary(pipe, folder: Path) -> str:
+    cfg = pipe.codec.config
+    channels = "mono" if cfg.audio_channels == 1 else f"{cfg.audio_channels} channels"
+    extras = [name for name, ok in (("melody", has_melody(pipe)), ("CLAP text embedding", has_clap(pipe))) if ok]
+    return (f"Model `{folder.name}`: {cfg.sampling_rate / 1000:g} kHz {channels}, {pipe.frame_rate:g} frames/s, "
+            f"{pipe.musicgen.decoder.num_codebooks} codebooks, a context of "
+            f"{pipe.context_frames / pipe.frame_rate:.1f} s (longer music is generated in overlapping windows)"
+            + (f"; conditions: text, {', '.join(extras)}." if extras else "; conditions: text."))
+
+
+# --------------------------------------------------------------------------- audio in
+
+
+def _display_name(path: Path) -> str:
+    return path.name or str(path)
+
+
+def _upload_message(error: AudioError, path: Path, name: str, role: str) -> str:
+    detail = str(error)
+    if detail.startswith(f"{path}: "):
+        detail = detail[len(f"{path}: "):]
+    detail = detail.replace(str(path), name).strip().rstrip(".") or "unknown problem"
+    if "NaN or infinite" in detail:
+        return f"'{name}' (the {ROLES[role]}) has {detail}: upload a clip of finite audio."
+    return (f"Could not read '{name}' (the {ROLES[role]}) as audio: {detail}. "
+            f"Upload a wav, flac, ogg, opus, mp3 or aiff file.")
+
+
+def read_upload(path: str | os.PathLike, role: str, *, limit_s: float | None = None) -> tuple[np.ndarray, int]:
+    """An uploaded ``role`` (``"melody"`` or ``"continuation"``) as float32 ``(channels, samples)``
+    and its rate; ``gr.Error`` with a one-line message for an unreadable, truncated, NaN, silent,
+    too short or too long upload."""
+    path = Path(path)
+    name = _display_name(path)
+    what = ROLES[role]
+    limit_s = max_upload_seconds() if limit_s is None else limit_s
+    try:
+        info = audio_info(path)
+        seconds = info.frames / info.samplerate if info.samplerate else 0.0
+        if seconds > limit_s:
+            raise gr.Error(f"'{name}' (the {what}) is {seconds:.1f} s long; this Space accepts up to {limit_s:g} s. "
+                           f"Trim it and generate again.", title="Upload too long", print_exception=False)
+        audio, sr = load_audio(path)
+    except AudioError as e:
+        raise gr.Error(_upload_message(e, path, name, role), title="Unreadable audio", print_exception=False) from e
+    seconds = audio.shape[-1] / sr
+    if seconds < MIN_UPLOAD_SECONDS:
+        raise gr.Error(f"'{name}' (the {what}) is {seconds:.2f} s long; at least {MIN_UPLOAD_SECONDS:g} s is needed.",
+                       title="Upload too short", print_exception=False)
+    if is_silent(audio):
+        raise gr.Error(f"'{name}' (the {what}) is silent: upload a clip with audible music.",
+                       title="Silent upload", print_exception=False)
+    return audio, sr
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def log_mel(audio: np.ndarray, sampling_rate: int, n_mels: int = SPECTROGRAM_MELS) -> np.ndarray:
+    """``(n_mels, frames)`` log10 mel magnitudes of the channel mean (for display)."""
+    import torch
+
+    from hf_musiccodec.audio.spectral import log_mel_spectrogram
+
+    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
+    n_fft = 2048 if sampling_rate >= 32000 else 1024
+    if mono.shape[-1] < n_fft:  # very short audio: pad so there is at least one frame
+        mono = np.pad(mono, (0, n_fft - mono.shape[-1]))
+    with torch.inference_mode():
+        mel = log_mel_spectrogram(torch.from_numpy(mono), sampling_rate, n_fft=n_fft, n_mels=n_mels,
+                                  hop_length=n_fft // 4, fmax=sampling_rate / 2)
+    return mel.numpy()
+
+
+def spectrogram_image(mel: np.ndarray, sampling_rate: int, title: str, vmin: float, vmax: float,
+                      marker_s: float | None = None):
+    """A PIL image of a log-mel spectrogram (matplotlib, no pyplot: safe in worker threads);
+    ``marker_s`` draws a line where the continuation clip ends."""
+    return spectrogram_panels([(mel, sampling_rate, title, marker_s)], vmin, vmax)
+
+
+def spectrogram_panels(panels, vmin: float, vmax: float):
+    """One PIL image with a log-mel panel per ``(mel, sampling_rate, title, marker_s or None)``,
+    stacked, each with its own time axis and the same colour scale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(6.4, 2.6 * len(panels)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (mel, sampling_rate, title, marker_s) in zip(axes, panels):
+        hop_length = (2048 if sampling_rate >= 32000 else 1024) // 4
+        seconds = mel.shape[-1] * hop_length / sampling_rate
+        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                       extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
+        if marker_s is not None:
+            ax.axvline(marker_s, color="white", linestyle="--", linewidth=1.2)
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.set_ylabel("mel band", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def _color_range(*mels: np.ndarray) -> tuple[float, float]:
+    vmax = float(max(m.max() for m in mels))
+    vmin = max(float(min(m.min() for m in mels)), vmax - 5.0)  # 100 dB of range at most
+    return (vmin, vmax) if vmax > vmin else (vmax - 1.0, vmax)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclasses.dataclass
+class MusicResult:
+    """What one generation produces; files live in a fresh folder under :data:`OUTPUT_ROOT`."""
+
+    audio_path: str  # the generated music, 16-bit wav at the model's rate (player and download)
+    audio: np.ndarray  # the same as float32 (channels, samples), before 16-bit rounding
+    sampling_rate: int
+    spectrogram: object  # PIL.Image of the generated music
+    reference_spectrogram: object | None  # PIL.Image of the melody / continuation uploads, None without
+    summary_text: str
+    seconds: float
+    seed: int
+    notes: list[str]
+
+
+def _new_output_dir() -> Path:
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if old.is_dir() and now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", text.lower())
+    return "_".join(words)[:48].strip("_") or "music"
+
+
+def _number(value, name: str, *, integer: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number, got {value!r}.", title="Bad setting", print_exception=False) from None
+    if not math.isfinite(number) or (integer and number != int(number)):
+        raise gr.Error(f"{name} must be a finite {'whole ' if integer else ''}number, got {value!r}.",
+                       title="Bad setting", print_exception=False)
+    return number
+
+
+def _given(path) -> bool:
+    return path is not None and not (isinstance(path, str) and not path.strip())
+
+
+def generate(prompt: str | None, duration: float, guidance: float, seed: int, melody_path=None,
+             continuation_path=None, use_clap: bool = False, *, folder=None, progress=None) -> MusicResult:
+    """Generate ``duration`` seconds for ``prompt`` with classifier-free ``guidance`` and ``seed``.
+
+    ``melody_path``: an upload whose melody the music follows; ``continuation_path``: an upload the
+    music starts with and continues (``duration`` counts it); ``use_clap``: add the prompt's CLAP
+    text embedding as a condition. ``progress``: a ``gr.Progress`` (the page's) or ``None``. Raises
+    ``gr.Error`` with a one-line message for every mistake of the user's.
+    """
+    prompt = (prompt or "").strip()
+    has_melody_upload, has_continuation = _given(melody_path), _given(continuation_path)
+    if not prompt and not (has_melody_upload or has_continuation):
+        raise gr.Error("Write a prompt (or upload a melody or a clip to continue), then press Generate.",
+                       title="No prompt", print_exception=False)
+    duration = _number(duration, "Duration")
+    guidance = _number(guidance, "Guidance")
+    seed = int(_number(seed, "Seed", integer=True))
+    limit = max_seconds()
+    if not 0 < duration <= limit:
+        raise gr.Error(f"Duration must be more than 0 s and at most {limit:g} s, got {duration:g} s.",
+                       title="Bad setting", print_exception=False)
+    if guidance < 0:
+        raise gr.Error(f"Guidance must be 0 or more, got {guidance:g}.", title="Bad setting", print_exception=False)
+    if not 0 <= seed < 2**63:
+        raise gr.Error(f"Seed must be a whole number from 0 to 2^63 - 1, got {seed}.", title="Bad setting",
+                       print_exception=False)
+
+    melody = continuation = None
+    if has_melody_upload:
+        melody = read_upload(melody_path, "melody")
+    if has_continuation:
+        continuation = read_upload(continuation_path, "continuation")
+        clip_s = continuation[0].shape[-1] / continuation[1]
+        if clip_s >= duration:
+            raise gr.Error(f"The clip to continue is {clip_s:.2f} s long and the duration counts it: choose a duration "
+                           f"longer than {clip_s:.2f} s (or upload a shorter clip).", title="Duration too short",
+                           print_exception=False)
+
+    folder = Path(folder).expanduser().resolve() if folder else model_folder()
+    pipe = load_pipeline(folder)
+    if use_clap and not has_clap(pipe):
+        raise gr.Error("This model has no CLAP text embedding: untick 'use CLAP text embedding'.",
+                       title="Bad setting", print_exception=False)
+    if melody is not None and not has_melody(pipe):
+        raise gr.Error("This model was not trained to follow a melody: remove the melody upload.",
+                       title="Bad setting", print_exception=False)
+
+    import torch
+
+    from hf_musiccodec.pipelines import GeneratorError
+
+    callback = None
+    if progress is not None:
+        total = _total_steps(pipe, duration, continuation)
+        progress(0.0, desc="generating")
+
+        def callback(_pipe, step, _t, kwargs):
+            progress((step + 1, total) if total else None, desc="generating", unit="steps")
+            return kwargs
+
+    start = time.perf_counter()
+    try:
+        with _LOCK, torch.inference_mode():
+            out = pipe(prompt, audio_length_in_s=float(duration), guidance_scale=float(guidance),
+                       generator=torch.Generator().manual_seed(seed),
+                       audio_prompt=None if continuation is None else continuation[0],
+                       audio_prompt_sampling_rate=None if continuation is None else continuation[1],
+                       melody=None if melody is None else melody[0],
+                       melody_sampling_rate=None if melody is None else melody[1],
+                       use_clap=bool(use_clap), callback_on_step_end=callback)
+    except GeneratorError as e:
+        raise gr.Error(_one_line(e), title="Cannot generate", print_exception=False) from e
+    elapsed = time.perf_counter() - start
+
+    sr = int(pipe.sampling_rate)
+    audio = np.asarray(out.audios[0], dtype=np.float32)
+    notes: list[str] = []
+    if not np.isfinite(audio).all():
+        raise gr.Error("The model produced invalid audio (NaN); try another seed.", title="Generation failed",
+                       print_exception=False)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 1.0:
+        notes.append(f"The generated audio peaked at {peak:.2f}; it was clipped to [-1, 1] in the wav.")
+    if is_silent(audio):
+        notes.append("The generated audio is (nearly) silent; try another prompt or seed.")
+
+    out_dir = _new_output_dir()
+    stem = f"{_slug(prompt)}_seed{seed}"
+    audio_path = save_audio(out_dir / f"{stem}.wav", np.clip(audio, -1.0, 1.0), sr)  # atomic
+
+    seconds = audio.shape[-1] / sr
+    clip_s = None if continuation is None else continuation[0].shape[-1] / continuation[1]
+    mel = log_mel(audio, sr)
+    references: list[tuple[str, np.ndarray]] = []
+    if melody is not None:
+        references.append((f"melody '{_display_name(Path(melody_path))}'", melody))
+    if continuation is not None:
+        references.append((f"clip to continue '{_display_name(Path(continuation_path))}'", continuation))
+    reference_mels = [(label, log_mel(x, rate), rate) for label, (x, rate) in references]
+    vmin, vmax = _color_range(mel, *(m for _, m, _ in reference_mels))
+    title = f"generated, seed {seed} (log-mel)" + (", dashed: end of the continued clip" if clip_s else "")
+    image = spectrogram_image(mel, sr, title, vmin, vmax, marker_s=clip_s)
+    reference_image = None
+    if reference_mels:
+        reference_image = spectrogram_panels([(m, rate, f"{label} (log-mel)", None) for label, m, rate in reference_mels],
+                                             vmin, vmax)
+
+    conditions = [f'text "{prompt}"' if prompt else "no text (empty prompt)"]
+    if melody is not None:
+        conditions.append(f"the melody of '{_display_name(Path(melody_path))}'")
+    if continuation is not None:
+        conditions.append(f"continuing '{_display_name(Path(continuation_path))}' ({clip_s:.2f} s)")
+    if use_clap:
+        conditions.append("the prompt's CLAP text embedding")
+    channels = {1: "mono", 2: "stereo"}.get(audio.shape[0], f"{audio.shape[0]} channels")
+    summary_text = (
+        f"**Generated {seconds:.2f} s** at {sr} Hz {channels} in {elapsed:.1f} s "
+        f"({seconds / elapsed if elapsed > 0 else float('inf'):.2f}× real time)\n\n"
+        f"- conditions: {', '.join(conditions)}\n"
+        f"- guidance {guidance:g}, seed {seed}: the same settings give the same music\n"
+        f"- download: `{audio_path.name}` (16-bit wav)"
+    )
+    return MusicResult(audio_path=str(audio_path), audio=audio, sampling_rate=sr, spectrogram=image,
+                       reference_spectrogram=reference_image, summary_text=summary_text, seconds=seconds, seed=seed,
+                       notes=notes)
+
+
+def _total_steps(pipe, duration: float, continuation) -> int | None:
+    """Token steps the pipeline will take (for the progress bar), ``None`` when unknown."""
+    try:
+        frames = math.ceil(duration * pipe.frame_rate)
+        prompt_frames = 0
+        if continuation is not None:
+            prompt_frames = min(frames, math.ceil(continuation[0].shape[-1] / continuation[1] * pipe.frame_rate))
+        window = pipe.context_frames
+        overlap = min(max(int(5.0 * pipe.frame_rate), 1), window // 2)
+        return int(pipe._steps(frames, prompt_frames, window, overlap, pipe.musicgen.decoder.num_codebooks))
+    except Exception:  # noqa: BLE001 - only a progress bar
+        return None
+
+
+# --------------------------------------------------------------------------- page
+
+
+def run_for_page(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap,
+                 progress=gr.Progress()):
+    """The Generate button's handler: :func:`generate`, notes shown as warnings, outputs as a tuple."""
+    result = generate(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap, progress=progress)
+    for note in result.notes:
+        gr.Warning(note)
+    return (result.audio_path, result.spectrogram, result.reference_spectrogram, result.summary_text,
+            result.audio_path)
+
+
+def build_demo() -> gr.Blocks:
+    """The Space's page. The model loads when the page is built (a missing model: a message, no crash)."""
+    folder = model_folder()
+    pipe, problem = None, None
+    try:
+        pipe = load_pipeline(folder)
+    except gr.Error as e:
+        problem = e.message
+    limit = max_seconds()
+    clap_ok = pipe is not None and has_clap(pipe)
+    melody_ok = pipe is None or has_melody(pipe)
+
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}\n\n{DESCRIPTION}")
+        gr.Markdown(model_summary(pipe, folder) if pipe is not None else f"**{problem}**", elem_id="model-info")
+        with gr.Row():
+            with gr.Column(scale=3):
+                prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt",
+                                    placeholder="a slow waltz for piano in D minor")
+                with gr.Row():
+                    duration = gr.Slider(0.5, limit, value=min(DEFAULT_SECONDS, limit), step=0.5,
+                                         label="Duration (s)", elem_id="duration")
+                    guidance = gr.Slider(0.0, 10.0, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance",
+                                         info="classifier-free guidance; 0 = none", elem_id="guidance")
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                use_clap = gr.Checkbox(value=False, label="use CLAP text embedding", elem_id="use-clap",
+                                       interactive=clap_ok,
+                                       info="adds the prompt's CLAP text embedding as a condition" if clap_ok
+                                       else "this model has no CLAP text embedding")
+            with gr.Column(scale=2):
+                melody = gr.Audio(sources=["upload"], type="filepath", label="Melody (optional)",
+                                  elem_id="melody", interactive=melody_ok)
+                continuation = gr.Audio(sources=["upload"], type="filepath",
+                                        label="Clip to continue (optional; the duration counts it)",
+                                        elem_id="continuation")
+                gr.Markdown(f"Uploads from {MIN_UPLOAD_SECONDS:g} s to {max_upload_seconds():g} s.")
+                run = gr.Button("Generate", variant="primary", elem_id="generate", interactive=pipe is not None)
+        with gr.Row(equal_height=True):
+            with gr.Column():
+                generated = gr.Audio(label="Generated music", type="filepath", interactive=False,
+                                     buttons=["download"], elem_id="generated")
+                spectrogram = gr.Image(label="Spectrogram of the generated music", show_label=False, type="pil",
+                                       interactive=False, buttons=["download", "fullscreen"],
+                                       elem_id="generated-spectrogram")
+            with gr.Column():
+                summary = gr.Markdown(elem_id="summary", padding=True)
+                reference_spectrogram = gr.Image(label="Spectrogram of the uploads", show_label=False, type="pil",
+                                                 interactive=False, buttons=["download", "fullscreen"],
+                                                 elem_id="reference-spectrogram")
+                download = gr.File(label="Download (wav)", interactive=False, elem_id="download")
+
+        run.click(run_for_page, inputs=[prompt, duration, guidance, seed, melody, continuation, use_clap],
+                  outputs=[generated, spectrogram, reference_spectrogram, summary, download],
+                  concurrency_limit=1)
+    return demo
+
+
+def main() -> None:
+    """``python app.py``: serve on ``$GRADIO_SERVER_NAME`` (default 127.0.0.1), ``$GRADIO_SERVER_PORT`` (7860)."""
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        allowed_paths=[str(OUTPUT_ROOT)],
+        ssr_mode=False,
+    )
