@@ -10,6 +10,9 @@ ORDERS = {
     "ours first": "import hf_musiccodec; import transformers",
     "transformers first": "import transformers; import hf_musiccodec",
     "a subpackage first": "import hf_musiccodec.codecs; import transformers",
+    # gradio looks for transformers with find_spec before anything imports it
+    "found before imported": "import hf_musiccodec, importlib.util; importlib.util.find_spec('transformers'); "
+                             "import transformers",
 }
 
 
@@ -18,7 +21,7 @@ def test_auto_classes_know_our_models(order):
     script = ORDERS[order] + """
 from transformers import AutoConfig, AutoModel, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-assert "music_codec" in CONFIG_MAPPING and "music_clap" in CONFIG_MAPPING
+assert "music_codec" in CONFIG_MAPPING and "music_clap" in CONFIG_MAPPING and "frozen_minilm" in CONFIG_MAPPING
 config = AutoConfig.for_model("music_codec")
 assert type(AutoModel.from_config(config)).__name__ == "MusicCodecModel"
 """

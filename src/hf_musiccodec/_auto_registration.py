@@ -26,18 +26,28 @@ def register_auto_classes() -> None:
 
 class _RegisterAfterTransformers(importlib.abc.MetaPathFinder):
     """Finds nothing itself: wraps the real loader of ``transformers`` so that registration runs
-    once the module has executed, then steps out of ``sys.meta_path``."""
+    once the module has executed, then steps out of ``sys.meta_path``. It stays in place until
+    transformers really executes: a mere ``importlib.util.find_spec("transformers")`` (gradio
+    makes one) also passes through here and must not use it up."""
+
+    _searching = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "transformers":
+        if fullname != "transformers" or self._searching:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        self._searching = True  # the search below comes back through this finder
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._searching = False
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
+        finder = self
 
         def exec_module(module):
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
             execute(module)
             # A module of ours that imported transformers is itself still executing: importing it
             # again returns it as it stands, and it registers its classes when it finishes.
