@@ -138,10 +138,6 @@ def load_pipeline(folder: str | os.PathLike | None = None):
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
-        # Register the package's models with transformers' Auto classes explicitly: the package's
-        # import hook misses them when a library probed for transformers (find_spec) first.
-        import hf_musiccodec.codecs  # noqa: F401
-        import hf_musiccodec.conditioning  # noqa: F401
         from hf_musiccodec import TextToMusicPipeline
 
         diffusers_logging.set_verbosity_error()
@@ -390,11 +386,10 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
 
     callback = None
     if progress is not None:
-        total = _total_steps(pipe, duration, continuation)
         progress(0.0, desc="generating")
 
-        def callback(_pipe, step, _t, kwargs):
-            progress((step + 1, total) if total else None, desc="generating", unit="steps")
+        def callback(pipe_, step, _t, kwargs):
+            progress((step + 1, pipe_.num_timesteps), desc="generating", unit="steps")
             return kwargs
 
     start = time.perf_counter()
@@ -462,23 +457,6 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     return MusicResult(audio_path=str(audio_path), audio=audio, sampling_rate=sr, spectrogram=image,
                        reference_spectrogram=reference_image, summary_text=summary_text, seconds=seconds, seed=seed,
                        notes=notes)
-
-
-def _total_steps(pipe, duration: float, continuation) -> int | None:
-    """Token steps the pipeline will take (for the progress bar), ``None`` when unknown."""
-    try:
-        frames = math.ceil(duration * pipe.frame_rate)
-        prompt_frames = 0
-        if continuation is not None:
-            prompt_frames = min(frames, math.ceil(continuation[0].shape[-1] / continuation[1] * pipe.frame_rate))
-        window = pipe.context_frames
-        overlap = min(max(int(5.0 * pipe.frame_rate), 1), window // 2)
-        return int(pipe._steps(frames, prompt_frames, window, overlap, pipe.musicgen.decoder.num_codebooks))
-    except Exception:  # noqa: BLE001 - only a progress bar
-        return None
-
-
-# --------------------------------------------------------------------------- page
 
 
 def run_for_page(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap,

@@ -104,7 +104,7 @@ def test_windows_past_the_trained_context(pipe):
                callback_on_step_end=lambda p, i, t, kw: steps.append(i) or kw)  # fmt: skip
     assert out.audios.shape == (1, 1, int(2.5 * SR)) and np.isfinite(out.audios).all()
     # windows: [0, 75) then [45, 120), [90, 165), [135, 188): 75 + 45 + 45 + 23 new frames, +1 delay step each
-    assert len(steps) == pipe._steps(188, 0, 75, 30, 2) == 188 + 4
+    assert len(steps) == pipe.num_timesteps == pipe._steps(188, 0, 75, 30, 2) == 188 + 4
 
 
 @pytest.mark.parametrize("kwargs, message", [

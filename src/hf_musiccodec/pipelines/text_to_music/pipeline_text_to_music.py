@@ -65,6 +65,11 @@ class TextToMusicPipeline(DiffusionPipeline):
         return float(self.codec.config.frame_rate)
 
     @property
+    def num_timesteps(self) -> int:
+        """Token steps of the current (or last) call, as diffusers pipelines report their denoising steps."""
+        return self._num_timesteps
+
+    @property
     def context_frames(self) -> int:
         """Frames the decoder can attend to in one window (its position table, minus the delay)."""
         decoder = self.musicgen.decoder.config
@@ -209,8 +214,8 @@ class TextToMusicPipeline(DiffusionPipeline):
                                   do_sample=do_sample)  # fmt: skip
         window = self.context_frames
         overlap = min(max(int(window_overlap_s * self.frame_rate), 1), window // 2)
-        total_steps = self._steps(frames, codes.shape[-1], window, overlap, codes.shape[1])
-        progress = self.progress_bar(total=total_steps)
+        self._num_timesteps = self._steps(frames, codes.shape[-1], window, overlap, codes.shape[1])
+        progress = self.progress_bar(total=self._num_timesteps)
         done = [0]
 
         def on_step(step, sequence):
