@@ -26,7 +26,6 @@ train / validation / test. Bad input is a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,6 +48,7 @@ from hf_musiccodec.metrics import (
     novelty,
     tempo_accuracy,
 )
+from hf_musiccodec.metrics.benchmark_cli import run_benchmark
 from hf_musiccodec.pipelines import GeneratorError, check_generator_output, check_sampling_rate, load_generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -292,17 +292,7 @@ def report(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except (ValueError, OSError) as e:  # GeneratorError and BenchmarkError are ValueErrors
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"generation_quality: error: {message}", file=sys.stderr)
-        return 2
-    print(report(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return run_benchmark("generation_quality", parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

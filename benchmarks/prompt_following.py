@@ -54,7 +54,6 @@ a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -67,6 +66,7 @@ import numpy as np
 import torch
 
 from hf_musiccodec.metrics import estimate_key, estimate_tempo, key_accuracy
+from hf_musiccodec.metrics.benchmark_cli import run_benchmark
 from hf_musiccodec.pipelines import GeneratorError, check_generator_output, check_sampling_rate, load_generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -598,17 +598,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except (ValueError, OSError) as e:  # GeneratorError and BenchmarkError are ValueErrors
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"prompt_following: error: {message}", file=sys.stderr)
-        return 2
-    print(report(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(_json_safe(result), indent=2) + "\n")
-    return 0
+    return run_benchmark("prompt_following", parse_args(argv), run, report, to_json=_json_safe)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Environment: ``HF_MUSICCODEC_SPACE_MODELS`` (extra model folders; the first one 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -29,9 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from hf_musiccodec import demo_support
+
+demo_support.quiet_offline_environment()
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -60,8 +59,6 @@ MODELS_ENV = "HF_MUSICCODEC_SPACE_MODELS"
 MAX_SECONDS_ENV = "HF_MUSICCODEC_SPACE_MAX_SECONDS"
 DEFAULT_MAX_SECONDS = 60.0
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_codec_space"
-OUTPUT_MAX_AGE_S = 3600.0  # per-request output folders older than this are removed
-SPECTROGRAM_MELS = 80
 
 TITLE = "hf-musiccodec: neural audio codec"
 DESCRIPTION = """\
@@ -78,16 +75,7 @@ the compressed file to download (decode it with `hf-musiccodec decompress file.h
 
 def max_seconds() -> float:
     """The longest upload accepted: ``$HF_MUSICCODEC_SPACE_MAX_SECONDS`` or 60 s."""
-    raw = os.environ.get(MAX_SECONDS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_SECONDS_ENV}={raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"{MAX_SECONDS_ENV}={raw!r} must be positive")
-    return value
+    return demo_support.seconds_from_env(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
 
 
 def _pipelines_dirs() -> list[Path]:
@@ -202,10 +190,6 @@ def model_summary(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- audio in
 
 
-def _display_name(path: Path) -> str:
-    return path.name or str(path)
-
-
 def _ffmpeg_to_wav(path: Path, out_dir: Path) -> Path | None:
     """Decode a format libsndfile lacks (webm, m4a, ...) with ffmpeg, if installed."""
     ffmpeg = shutil.which("ffmpeg")
@@ -221,7 +205,7 @@ def check_upload(path: str | os.PathLike, *, limit_s: float, work_dir: Path) -> 
     """The readable file behind an upload (converted by ffmpeg when libsndfile cannot read it) and
     facts about it (``sampling_rate``, ``channels``); ``gr.Error`` for the user's mistakes."""
     path = Path(path)
-    name = _display_name(path)
+    name = demo_support.display_name(path)
     source = path
     try:
         info = audio_info(path)
@@ -254,53 +238,9 @@ def upload_blocks(source: Path, name: str, sampling_rate: int, channels: int, *,
 
 
 def _upload_message(error: AudioError, path: Path, name: str) -> str:
-    detail = str(error)
-    if detail.startswith(f"{path}: "):
-        detail = detail[len(f"{path}: "):]
-    detail = detail.replace(str(path), name).strip().rstrip(".") or "unknown problem"
+    detail = demo_support.audio_error_detail(error, path, name)
     return (f"Could not read '{name}' as audio: {detail}. Upload a wav, flac, ogg, opus, mp3 or aiff file "
             f"(or record one with the microphone).")
-
-
-# --------------------------------------------------------------------------- pictures
-
-
-def log_mel(audio: np.ndarray, sampling_rate: int, n_mels: int = SPECTROGRAM_MELS) -> np.ndarray:
-    """``(n_mels, frames)`` log10 mel magnitudes of the channel mean (for display)."""
-    import torch
-
-    from hf_musiccodec.audio.spectral import log_mel_spectrogram
-
-    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
-    n_fft = 2048 if sampling_rate >= 32000 else 1024
-    with torch.inference_mode():
-        mel = log_mel_spectrogram(torch.from_numpy(mono), sampling_rate, n_fft=n_fft, n_mels=n_mels,
-                                  hop_length=n_fft // 4, fmax=sampling_rate / 2)
-    return mel.numpy()
-
-
-def spectrogram_image(mel: np.ndarray, sampling_rate: int, hop_length: int, title: str,
-                      vmin: float, vmax: float):
-    """A PIL image of a log-mel spectrogram (matplotlib, no pyplot: safe in worker threads)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    fig = Figure(figsize=(6.4, 2.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    seconds = mel.shape[-1] * hop_length / sampling_rate
-    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                   extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.set_xlabel("time (s)", fontsize=8)
-    ax.set_ylabel("mel band", fontsize=8)
-    ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
 
 
 # --------------------------------------------------------------------------- processing
@@ -324,18 +264,6 @@ class CodecResult:
     si_sdr: float
     seconds: float
     notes: list[str]  # things worth a gr.Warning / gr.Info (resampling, silence, ...)
-
-
-def _new_output_dir() -> Path:
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in OUTPUT_ROOT.iterdir():
-        try:
-            if old.is_dir() and now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
 
 
 def _safe_stem(path: Path) -> str:
@@ -375,14 +303,15 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
                        f"{', '.join(f'{b:g}' for b in bandwidths)} kbps.", title="Bad bitrate", print_exception=False)
     bandwidth = match[0]
 
-    out_dir = _new_output_dir()
+    out_dir = demo_support.new_output_dir(OUTPUT_ROOT)
     limit_s = max_seconds()
     source, facts = check_upload(audio_path, limit_s=limit_s, work_dir=out_dir)
     sr = int(cfg.sampling_rate)
     segment = int(METRIC_SEGMENT_SECONDS * sr)
 
     def original():  # read again for each pass: memory holds blocks, never the whole upload
-        return upload_blocks(source, _display_name(Path(audio_path)), sr, cfg.audio_channels, limit_s=limit_s)
+        return upload_blocks(source, demo_support.display_name(Path(audio_path)), sr, cfg.audio_channels,
+                             limit_s=limit_s)
 
     notes: list[str] = []
     if facts["sampling_rate"] != sr or facts["channels"] != cfg.audio_channels:
@@ -394,7 +323,7 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
 
     def shown(blocks, mels):  # clipped for playback; log-mel per segment for the picture
         for block in rechunk(blocks, segment):
-            mels.append(log_mel(block, sr))
+            mels.append(demo_support.log_mel(block, sr))
             yield np.clip(block, -1.0, 1.0)
 
     original_path = write_audio_blocks(out_dir / f"{stem}_original_{sr // 1000}khz.wav", shown(original(), mel_a), sr)
@@ -437,12 +366,11 @@ def process(audio_path: str | os.PathLike | None, model_path: str | os.PathLike 
         f"- encode {encode_s:.2f} s, decode {decode_s:.2f} s for {seconds:.2f} s of audio"
     )
 
-    hop = (2048 if sr >= 32000 else 1024) // 4
     mel_a, mel_b = np.concatenate(mel_a, axis=-1), np.concatenate(mel_b, axis=-1)
-    vmax = float(max(mel_a.max(), mel_b.max()))
-    vmin = max(float(min(mel_a.min(), mel_b.min())), vmax - 5.0)  # 100 dB of range at most
-    original_img = spectrogram_image(mel_a, sr, hop, "original (log-mel)", vmin, vmax)
-    reconstruction_img = spectrogram_image(mel_b, sr, hop, f"reconstruction at {bandwidth:g} kbps (log-mel)", vmin, vmax)
+    vmin, vmax = demo_support.color_range(mel_a, mel_b)
+    original_img = demo_support.spectrogram_image(mel_a, sr, "original (log-mel)", vmin, vmax)
+    reconstruction_img = demo_support.spectrogram_image(mel_b, sr, f"reconstruction at {bandwidth:g} kbps (log-mel)",
+                                                        vmin, vmax)
 
     return CodecResult(
         original_path=str(original_path), reconstruction_path=str(reconstruction_path),
@@ -529,10 +457,4 @@ def build_demo() -> gr.Blocks:
 
 def main() -> None:
     """``python app.py``: serve on ``$GRADIO_SERVER_NAME`` (default 127.0.0.1), ``$GRADIO_SERVER_PORT`` (7860)."""
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=1).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=[str(OUTPUT_ROOT)],
-        ssr_mode=False,
-    )
+    demo_support.launch(build_demo(), OUTPUT_ROOT)

@@ -21,19 +21,17 @@ default 60 s). Runs on the CPU; nothing is downloaded at run time.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from hf_musiccodec import demo_support
+
+demo_support.quiet_offline_environment()
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
@@ -51,8 +49,6 @@ DEFAULT_SECONDS = 10.0
 DEFAULT_GUIDANCE = 3.0
 MIN_UPLOAD_SECONDS = 0.5  # the pipeline's MIN_AUDIO_PROMPT_S
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_text_to_music_space"
-OUTPUT_MAX_AGE_S = 3600.0  # per-request output folders older than this are removed
-SPECTROGRAM_MELS = 80
 ROLES = {"melody": "melody", "continuation": "clip to continue"}
 
 TITLE = "hf-musiccodec: text to music"
@@ -68,27 +64,14 @@ music. The page shows the result with its log-mel spectrogram and a wav file to 
 # --------------------------------------------------------------------------- configuration
 
 
-def _seconds_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
-    return value
-
-
 def max_seconds() -> float:
     """The longest generation offered: ``$TEXT_TO_MUSIC_MAX_SECONDS`` or 30 s."""
-    return _seconds_env(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
+    return demo_support.seconds_from_env(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
 
 
 def max_upload_seconds() -> float:
     """The longest upload accepted: ``$TEXT_TO_MUSIC_MAX_UPLOAD_SECONDS`` or 60 s."""
-    return _seconds_env(MAX_UPLOAD_SECONDS_ENV, DEFAULT_MAX_UPLOAD_SECONDS)
+    return demo_support.seconds_from_env(MAX_UPLOAD_SECONDS_ENV, DEFAULT_MAX_UPLOAD_SECONDS)
 
 
 def model_folder() -> Path:
@@ -181,15 +164,8 @@ def model_summary(pipe, folder: Path) -> str:
 # --------------------------------------------------------------------------- audio in
 
 
-def _display_name(path: Path) -> str:
-    return path.name or str(path)
-
-
 def _upload_message(error: AudioError, path: Path, name: str, role: str) -> str:
-    detail = str(error)
-    if detail.startswith(f"{path}: "):
-        detail = detail[len(f"{path}: "):]
-    detail = detail.replace(str(path), name).strip().rstrip(".") or "unknown problem"
+    detail = demo_support.audio_error_detail(error, path, name)
     if "NaN or infinite" in detail:
         return f"'{name}' (the {ROLES[role]}) has {detail}: upload a clip of finite audio."
     return (f"Could not read '{name}' (the {ROLES[role]}) as audio: {detail}. "
@@ -201,7 +177,7 @@ def read_upload(path: str | os.PathLike, role: str, *, limit_s: float | None = N
     and its rate; ``gr.Error`` with a one-line message for an unreadable, truncated, NaN, silent,
     too short or too long upload."""
     path = Path(path)
-    name = _display_name(path)
+    name = demo_support.display_name(path)
     what = ROLES[role]
     limit_s = max_upload_seconds() if limit_s is None else limit_s
     try:
@@ -223,66 +199,6 @@ def read_upload(path: str | os.PathLike, role: str, *, limit_s: float | None = N
     return audio, sr
 
 
-# --------------------------------------------------------------------------- pictures
-
-
-def log_mel(audio: np.ndarray, sampling_rate: int, n_mels: int = SPECTROGRAM_MELS) -> np.ndarray:
-    """``(n_mels, frames)`` log10 mel magnitudes of the channel mean (for display)."""
-    import torch
-
-    from hf_musiccodec.audio.spectral import log_mel_spectrogram
-
-    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
-    n_fft = 2048 if sampling_rate >= 32000 else 1024
-    if mono.shape[-1] < n_fft:  # very short audio: pad so there is at least one frame
-        mono = np.pad(mono, (0, n_fft - mono.shape[-1]))
-    with torch.inference_mode():
-        mel = log_mel_spectrogram(torch.from_numpy(mono), sampling_rate, n_fft=n_fft, n_mels=n_mels,
-                                  hop_length=n_fft // 4, fmax=sampling_rate / 2)
-    return mel.numpy()
-
-
-def spectrogram_image(mel: np.ndarray, sampling_rate: int, title: str, vmin: float, vmax: float,
-                      marker_s: float | None = None):
-    """A PIL image of a log-mel spectrogram (matplotlib, no pyplot: safe in worker threads);
-    ``marker_s`` draws a line where the continuation clip ends."""
-    return spectrogram_panels([(mel, sampling_rate, title, marker_s)], vmin, vmax)
-
-
-def spectrogram_panels(panels, vmin: float, vmax: float):
-    """One PIL image with a log-mel panel per ``(mel, sampling_rate, title, marker_s or None)``,
-    stacked, each with its own time axis and the same colour scale."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    fig = Figure(figsize=(6.4, 2.6 * len(panels)), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    for ax, (mel, sampling_rate, title, marker_s) in zip(axes, panels):
-        hop_length = (2048 if sampling_rate >= 32000 else 1024) // 4
-        seconds = mel.shape[-1] * hop_length / sampling_rate
-        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                       extent=(0.0, seconds, 0, mel.shape[0]), interpolation="nearest")
-        if marker_s is not None:
-            ax.axvline(marker_s, color="white", linestyle="--", linewidth=1.2)
-        ax.set_title(title, fontsize=10, loc="left")
-        ax.set_xlabel("time (s)", fontsize=8)
-        ax.set_ylabel("mel band", fontsize=8)
-        ax.tick_params(labelsize=7)
-        fig.colorbar(im, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
-
-
-def _color_range(*mels: np.ndarray) -> tuple[float, float]:
-    vmax = float(max(m.max() for m in mels))
-    vmin = max(float(min(m.min() for m in mels)), vmax - 5.0)  # 100 dB of range at most
-    return (vmin, vmax) if vmax > vmin else (vmax - 1.0, vmax)
-
-
 # --------------------------------------------------------------------------- generation
 
 
@@ -299,18 +215,6 @@ class MusicResult:
     seconds: float
     seed: int
     notes: list[str]
-
-
-def _new_output_dir() -> Path:
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in OUTPUT_ROOT.iterdir():
-        try:
-            if old.is_dir() and now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
 
 
 def _slug(text: str) -> str:
@@ -418,32 +322,34 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     if is_silent(audio):
         notes.append("The generated audio is (nearly) silent; try another prompt or seed.")
 
-    out_dir = _new_output_dir()
+    out_dir = demo_support.new_output_dir(OUTPUT_ROOT)
     stem = f"{_slug(prompt)}_seed{seed}"
     audio_path = save_audio(out_dir / f"{stem}.wav", np.clip(audio, -1.0, 1.0), sr)  # atomic
 
     seconds = audio.shape[-1] / sr
     clip_s = None if continuation is None else continuation[0].shape[-1] / continuation[1]
-    mel = log_mel(audio, sr)
+    melody_name = None if melody is None else demo_support.display_name(Path(melody_path))
+    continuation_name = None if continuation is None else demo_support.display_name(Path(continuation_path))
+    mel = demo_support.log_mel(audio, sr)
     references: list[tuple[str, np.ndarray]] = []
     if melody is not None:
-        references.append((f"melody '{_display_name(Path(melody_path))}'", melody))
+        references.append((f"melody '{melody_name}'", melody))
     if continuation is not None:
-        references.append((f"clip to continue '{_display_name(Path(continuation_path))}'", continuation))
-    reference_mels = [(label, log_mel(x, rate), rate) for label, (x, rate) in references]
-    vmin, vmax = _color_range(mel, *(m for _, m, _ in reference_mels))
+        references.append((f"clip to continue '{continuation_name}'", continuation))
+    reference_mels = [(label, demo_support.log_mel(x, rate), rate) for label, (x, rate) in references]
+    vmin, vmax = demo_support.color_range(mel, *(m for _, m, _ in reference_mels))
     title = f"generated, seed {seed} (log-mel)" + (", dashed: end of the continued clip" if clip_s else "")
-    image = spectrogram_image(mel, sr, title, vmin, vmax, marker_s=clip_s)
+    image = demo_support.spectrogram_image(mel, sr, title, vmin, vmax, marker_s=clip_s)
     reference_image = None
     if reference_mels:
-        reference_image = spectrogram_panels([(m, rate, f"{label} (log-mel)", None) for label, m, rate in reference_mels],
-                                             vmin, vmax)
+        reference_image = demo_support.spectrogram_panels(
+            [(m, rate, f"{label} (log-mel)", None) for label, m, rate in reference_mels], vmin, vmax)
 
     conditions = [f'text "{prompt}"' if prompt else "no text (empty prompt)"]
     if melody is not None:
-        conditions.append(f"the melody of '{_display_name(Path(melody_path))}'")
+        conditions.append(f"the melody of '{melody_name}'")
     if continuation is not None:
-        conditions.append(f"continuing '{_display_name(Path(continuation_path))}' ({clip_s:.2f} s)")
+        conditions.append(f"continuing '{continuation_name}' ({clip_s:.2f} s)")
     if use_clap:
         conditions.append("the prompt's CLAP text embedding")
     channels = {1: "mono", 2: "stereo"}.get(audio.shape[0], f"{audio.shape[0]} channels")
@@ -528,10 +434,4 @@ def build_demo() -> gr.Blocks:
 
 def main() -> None:
     """``python app.py``: serve on ``$GRADIO_SERVER_NAME`` (default 127.0.0.1), ``$GRADIO_SERVER_PORT`` (7860)."""
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=1).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=[str(OUTPUT_ROOT)],
-        ssr_mode=False,
-    )
+    demo_support.launch(build_demo(), OUTPUT_ROOT)

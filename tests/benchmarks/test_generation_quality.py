@@ -8,9 +8,8 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from hf_musiccodec.conditioning import MusicClapConfig, MusicClapModel, build_music_clap_processor
+from tests.benchmarks.common import one_line_error, save_tiny_clap
 from tests.benchmarks.load import load_benchmark
 from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
 
@@ -43,13 +42,7 @@ def inputs(tmp_path_factory):
         rows[split].append({"path": str(path), "caption": f"a plucked arpeggio in {key}, {tempo:g} BPM",
                             "tempo_bpm": tempo, "key": key})
     datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(root / "data")
-    torch.manual_seed(0)
-    config = MusicClapConfig(sampling_rate=SR, n_fft=512, hop_length=320, n_mels=32, clip_seconds=1.0,
-                             audio_channels=(16, 16), audio_hidden_size=16, audio_num_layers=1, audio_num_heads=2,
-                             audio_intermediate_size=32, text_head_size=16, text_num_heads=2, text_num_layers=1,
-                             text_intermediate_size=32, text_max_length=32, projection_dim=16, dropout=0.0)
-    MusicClapModel(config).save_pretrained(root / "clap")
-    build_music_clap_processor(config).save_pretrained(root / "clap")
+    save_tiny_clap(root / "clap", SR)
     return root / "data", root / "clap"
 
 
@@ -102,11 +95,7 @@ class FlatToneGenerator(ToneGenerator):
 
 
 def _one_line_error(gq, capsys, argv) -> str:
-    assert gq.main(argv) == 2
-    captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("generation_quality: error: ")]
-    assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
-    return errors[0]
+    return one_line_error(gq, "generation_quality", capsys, argv)
 
 
 def test_contract_violation_is_one_line(gq, inputs, tmp_path, monkeypatch, capsys):

@@ -8,9 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from hf_musiccodec.conditioning import MusicClapConfig, MusicClapModel, build_music_clap_processor
+from tests.benchmarks.common import one_line_error, save_tiny_clap
 from tests.benchmarks.load import load_benchmark
 from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
 
@@ -141,13 +140,7 @@ def tiny_folders(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pf")
     tiny_text_to_music_pipeline().save_pretrained(root / "t2m")
-    torch.manual_seed(0)
-    config = MusicClapConfig(sampling_rate=SR, n_fft=512, hop_length=320, n_mels=32, clip_seconds=1.0,
-                             audio_channels=(16, 16), audio_hidden_size=16, audio_num_layers=1, audio_num_heads=2,
-                             audio_intermediate_size=32, text_head_size=16, text_num_heads=2, text_num_layers=1,
-                             text_intermediate_size=32, text_max_length=32, projection_dim=16, dropout=0.0)
-    MusicClapModel(config).save_pretrained(root / "clap")
-    build_music_clap_processor(config).save_pretrained(root / "clap")
+    save_tiny_clap(root / "clap", SR)
     return root / "t2m", root / "clap"
 
 
@@ -176,11 +169,7 @@ def test_end_to_end_on_the_tiny_pipeline(pf, tiny_folders, tmp_path, capsys):
 
 
 def _one_line_error(pf, capsys, argv) -> str:
-    assert pf.main(argv) == 2
-    captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("prompt_following: error: ")]
-    assert captured.out == "" and len(errors) == 1 and "Traceback" not in captured.err
-    return errors[0]
+    return one_line_error(pf, "prompt_following", capsys, argv)
 
 
 def test_bad_inputs_are_one_line(pf, tiny_folders, tmp_path, capsys):

