@@ -157,11 +157,11 @@ class TextToMusicPipeline(DiffusionPipeline):
         self,
         prompt: str | list[str] | None = None,
         audio_length_in_s: float = 10.0,
-        guidance_scale: float | None = 3.0,
+        guidance_scale: float | None = None,
         num_waveforms_per_prompt: int = 1,
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
-        top_k: int = 250,
+        top_k: int | None = None,
         top_p: float = 0.0,
         do_sample: bool = True,
         audio_prompt=None,
@@ -177,6 +177,9 @@ class TextToMusicPipeline(DiffusionPipeline):
     ):
         """Generate ``audio_length_in_s`` seconds per prompt and waveform.
 
+        ``guidance_scale`` and ``top_k`` default to ``musicgen.generation_config`` (3 and 250 as
+        trained here); ``guidance_scale`` 1 or 0 turns guidance off.
+
         ``audio_prompt`` (channels, samples) at ``audio_prompt_sampling_rate``: the output starts
         with it (re-encoded) and continues it; ``audio_length_in_s`` counts it. ``melody``: a tune
         at ``melody_sampling_rate`` whose melody the output follows from its start. Longer than the
@@ -184,7 +187,10 @@ class TextToMusicPipeline(DiffusionPipeline):
         ``callback_on_step_end(pipe, step, frame, {"codes": delayed buffer})`` after every token
         step (diffusers' convention; ``pipe._interrupt = True`` stops early).
         """
-        # 1. check inputs
+        # 1. check inputs (guidance and top-k default to the model's generation_config, as in transformers)
+        defaults = self.musicgen.generation_config
+        guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        top_k = defaults.top_k if top_k is None else top_k
         prompts = self.check_inputs(prompt, audio_length_in_s, guidance_scale, num_waveforms_per_prompt)
         if output_type not in ("np", "pt"):
             raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
