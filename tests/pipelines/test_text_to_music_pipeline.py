@@ -49,6 +49,13 @@ def test_guidance_changes_the_output_and_empty_prompt_is_unconditional(pipe):
     guided = pipe("a waltz", audio_length_in_s=0.4, guidance_scale=3.0, generator=seeded()).audios
     plain = pipe("a waltz", audio_length_in_s=0.4, guidance_scale=1.0, generator=seeded()).audios
     assert not np.array_equal(guided, plain)
+    # the default is the folder's generation_config (3 here): a folder carries its tuned guidance
+    assert np.array_equal(pipe("a waltz", audio_length_in_s=0.4, generator=seeded()).audios, guided)
+    pipe.musicgen.generation_config.guidance_scale = 1.0
+    try:
+        assert np.array_equal(pipe("a waltz", audio_length_in_s=0.4, generator=seeded()).audios, plain)
+    finally:
+        pipe.musicgen.generation_config.guidance_scale = 3.0
     empty = pipe("", audio_length_in_s=0.4, generator=seeded()).audios
     none = pipe(None, audio_length_in_s=0.4, generator=seeded()).audios
     assert np.array_equal(empty, none)
