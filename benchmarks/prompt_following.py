@@ -64,6 +64,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 
 from hf_musiccodec.metrics import estimate_key, estimate_tempo, key_accuracy
 from hf_musiccodec.metrics.benchmark_cli import run_benchmark
@@ -473,13 +474,14 @@ def evaluate(generate: Generate, attributes: list[Attribute], per_value: int, se
             "attributes": results, "measures": MEASURES, "total_seconds": time.perf_counter() - started}
 
 
-def pipeline_generate(pipe) -> Generate:
-    """The package's generator convention as a :data:`Generate` callable."""
+def pipeline_generate(pipe, **call_kwargs) -> Generate:
+    """The package's generator convention as a :data:`Generate` callable (``call_kwargs``: extra
+    arguments of every call, e.g. ``guidance_scale`` or ``use_clap``)."""
     sr = check_sampling_rate(pipe)
 
     def generate(prompt: str, seconds: float, seed: int):
         try:
-            out = pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed))
+            out = pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed), **call_kwargs)
         except Exception as e:  # whatever the generator raises, the convention was not met
             raise GeneratorError(f"{type(pipe).__name__} failed on prompt {prompt!r}: {type(e).__name__}: {e}"
                                  ) from None
@@ -524,7 +526,8 @@ SUMMARY_HEAD = ["attribute", "measure", "generator", "empty-prompt baseline", "c
 
 
 def report(result: dict) -> str:
-    lines = [f"Prompt following of {result.get('generator', 'a generator')}: {result['per_value']} clips per value "
+    call = "".join(f", {k}={v}" for k, v in (result.get("call") or {}).items())
+    lines = [f"Prompt following of {result.get('generator', 'a generator')}{call}: {result['per_value']} clips per value "
              f"(seeds {result['seeds'][0]}..{result['seeds'][-1]}), {result['seconds']:g} s each; baseline: the "
              "empty prompt with the same seeds", ""]
     for a in result["attributes"]:
@@ -580,8 +583,17 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--attributes", nargs="+", choices=list(ATTRIBUTES), default=list(ATTRIBUTES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--call", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra arguments of every generator call, values as YAML (e.g. guidance_scale=5 "
+                             "use_clap=true)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    try:
+        args.call_kwargs = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.call)}
+    except yaml.YAMLError as e:
+        parser.error(f"--call: {e}")
+    if any("=" not in item for item in args.call):
+        parser.error("--call takes KEY=VALUE items")
     if args.per_value < 1 or args.seconds <= 0:
         parser.error("--per-value must be >= 1 and --seconds > 0")
     return args
@@ -592,9 +604,10 @@ def run(args) -> dict:
     attributes = [ATTRIBUTES[a] for a in dict.fromkeys(args.attributes)]
     pipe = load_generator(args.generator)
     clap = load_clap(args.clap) if any(a.kind == "instrument" for a in attributes) else None
-    result = evaluate(pipeline_generate(pipe), attributes, args.per_value, args.seconds, args.seed, clap,
+    result = evaluate(pipeline_generate(pipe, **args.call_kwargs), attributes, args.per_value, args.seconds, args.seed, clap,
                       log=lambda m: print(m, file=sys.stderr))
-    return {"generator": str(args.generator), "clap": str(args.clap) if clap else None, **result}
+    return {"generator": str(args.generator), "call": args.call_kwargs, "clap": str(args.clap) if clap else None,
+            **result}
 
 
 def main(argv=None) -> int:

@@ -177,3 +177,20 @@ def test_bad_inputs_are_one_line(pf, tiny_folders, tmp_path, capsys):
     assert "does not exist" in _one_line_error(pf, capsys, ["--generator", str(tmp_path / "none")])
     assert "--clap" in _one_line_error(pf, capsys, ["--generator", str(t2m), "--clap", str(tmp_path / "no"),
                                                     "--attributes", "instrument"])
+
+
+def test_call_arguments_reach_every_generator_call():
+    pf = load_benchmark("prompt_following")
+    args = pf.parse_args(["--generator", "g", "--call", "use_clap=true", "guidance_scale=5"])
+    assert args.call_kwargs == {"use_clap": True, "guidance_scale": 5}
+    seen = []
+
+    class Pipe:
+        sampling_rate = 8000
+
+        def __call__(self, prompt, audio_length_in_s, generator, **kwargs):
+            seen.append(kwargs)
+            return type("Out", (), {"audios": np.zeros((1, 1, int(audio_length_in_s * 8000)), np.float32)})()
+
+    audio, sr = pf.pipeline_generate(Pipe(), **args.call_kwargs)("a", 0.5, 0)
+    assert seen == [{"use_clap": True, "guidance_scale": 5}] and sr == 8000 and audio.shape == (1, 4000)
