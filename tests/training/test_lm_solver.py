@@ -174,3 +174,41 @@ def test_lora_fine_tunes_an_official_layout_folder(tmp_path):
     assert changed and all(k.endswith(".weight") and "proj" in k or "fc" in k for k in changed)
     assert all(torch.equal(a, b) for a, b in zip(original.text_encoder.state_dict().values(),
                                                  tuned.text_encoder.state_dict().values()))  # fmt: skip
+
+
+# Each rank trains, then records the world size and a hash of its decoder and conditioner weights.
+RANK_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+from hf_musiccodec.training.lm_solver import LMSolver, LMTrainingConfig
+
+solver = LMSolver(LMTrainingConfig.load(sys.argv[1]))
+solver.fit()
+acc = solver.accelerator
+state = {**acc.unwrap_model(solver.musicgen).decoder.state_dict(), **acc.unwrap_model(solver.conditioner).state_dict()}
+digest = hashlib.sha256(b"".join(v.cpu().numpy().tobytes() for v in state.values())).hexdigest()
+Path(sys.argv[2], f"rank{acc.process_index}.json").write_text(json.dumps({"world": acc.num_processes, "hash": digest}))
+"""
+
+
+def test_two_processes_train_identical_weights(workspace, tmp_path):
+    import dataclasses
+    import os
+    import subprocess
+
+    import yaml
+
+    from hf_musiccodec.testing.distributed import accelerate_launch_command
+
+    cfg = _config(workspace, tmp_path / "run", max_steps=3, save_every=3, validate_every=3)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in dataclasses.asdict(cfg).items()}))
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(accelerate_launch_command([str(tmp_path / "rank.py"), str(tmp_path / "run.yaml"),
+                                                       str(tmp_path)]),
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["hash"] == ranks[1]["hash"]
+    assert json.loads((tmp_path / "run" / "model" / "training_state.json").read_text())["step"] == 3

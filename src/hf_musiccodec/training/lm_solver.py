@@ -179,7 +179,7 @@ class LMSolver(BaseSolver):
             "melody": keep & (torch.rand(batch_size) < cfg.melody_prob),
         }
 
-    def encode_conditions(self, batch, flags: dict | None):
+    def encode_conditions(self, batch, flags: dict | None, unwrapped: bool = False):
         """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch (``flags`` None: all on)."""
         captions = list(batch["caption"])
         device = self.accelerator.device
@@ -194,7 +194,8 @@ class LMSolver(BaseSolver):
         if "melody" in batch and cond.melody_vocab:
             extra.update(melody=batch["melody"].to(device), melody_on=flags["melody"].to(device))
         text_mask = text_mask * flags["text"].to(device)[:, None]
-        return self.conditioner(text, text_mask, **extra)
+        conditioner = self.accelerator.unwrap_model(self.conditioner) if unwrapped else self.conditioner
+        return conditioner(text, text_mask, **extra)
 
     def text_states(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen MiniLM states (B, L, 384) and mask (B, L) of captions, each computed once per run:
@@ -215,13 +216,16 @@ class LMSolver(BaseSolver):
             out[i, :n], mask[i, :n] = cache[caption].float(), 1
         return out.to(self.accelerator.device), mask.to(self.accelerator.device)
 
-    def lm_loss(self, batch, flags: dict | None):
+    def lm_loss(self, batch, flags: dict | None, unwrapped: bool = False):
+        """Forward of a batch; ``unwrapped`` skips the DDP wrappers (validation runs on the main
+        process alone, and a wrapped forward there would wait for the other ranks)."""
         from hf_musiccodec.pipelines.text_to_music.delay_pattern import training_inputs
 
-        states, mask = self.encode_conditions(batch, flags)
+        states, mask = self.encode_conditions(batch, flags, unwrapped)
         musicgen = self.accelerator.unwrap_model(self.musicgen)
         inputs, labels = training_inputs(musicgen.decoder, batch["codes"].to(self.accelerator.device))
-        out = self.musicgen(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=inputs, labels=labels)
+        model = musicgen if unwrapped else self.musicgen
+        out = model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=inputs, labels=labels)
         return out, labels
 
     def train_step(self, batch) -> dict:
@@ -251,7 +255,7 @@ class LMSolver(BaseSolver):
             for name, flags in (("text", {"text": has_text, "clap": off, "melody": off}),
                                 ("none", {"text": off, "clap": off, "melody": off})):
                 with self.accelerator.autocast():
-                    out, labels = self.lm_loss(batch, flags)
+                    out, labels = self.lm_loss(batch, flags, unwrapped=True)
                 sums[f"val_loss_{name}"] = sums.get(f"val_loss_{name}", 0.0) + float(out.loss) * size
                 if name == "text":
                     k = labels.shape[-1]
