@@ -101,3 +101,18 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isinf(filter_logits(logits, SamplingOptions(top_k=2))[0, 2:]).all()
     kept = filter_logits(logits, SamplingOptions(top_k=0, top_p=0.7))
     assert torch.isfinite(kept[0, :2]).all() and torch.isinf(kept[0, 2:]).all()
+
+
+def test_masked_condition_tokens_are_ignored_when_built_and_when_loaded(pipe, tmp_path):
+    """Training (a built model) and inference (a loaded one) see the same conditions: a masked token
+    changes nothing, and an all-masked (unconditional) row stays finite."""
+    pipe.musicgen.save_pretrained(tmp_path / "m")
+    loaded = MusicgenForConditionalGeneration.from_pretrained(tmp_path / "m").eval()
+    states, ids = torch.randn(1, 5, 384), torch.full((2, 3), 16)
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    for model in (pipe.musicgen, loaded):
+        with torch.no_grad():
+            full = model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=ids).logits
+            cut = model(encoder_outputs=(states[:, :3],), attention_mask=mask[:, :3], decoder_input_ids=ids).logits
+            none = model(encoder_outputs=(states,), attention_mask=0 * mask, decoder_input_ids=ids).logits
+        assert torch.allclose(full, cut, atol=1e-5) and torch.isfinite(none).all()

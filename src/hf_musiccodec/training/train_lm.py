@@ -3,7 +3,7 @@
     [accelerate launch] -m hf_musiccodec.training.train_lm --config F [--set k=v ...]
 
 Options: :class:`~hf_musiccodec.training.lm_solver.LMTrainingConfig`. The bundled model's config
-is ``pipelines/text-to-music/train.yaml``; fine-tuning a MusicGen folder with LoRA:
+is ``configs/text-to-music.yaml``; fine-tuning a MusicGen folder with LoRA:
 ``--set init_from=<folder> lora_rank=16``.
 """
 

@@ -51,6 +51,9 @@ def build_text_to_music_model(codec, bandwidth: float | None = None, *, hidden_s
     ))  # fmt: skip
     text_encoder = text_encoder or FrozenMiniLMModel(FrozenMiniLMConfig())
     model = MusicgenForConditionalGeneration(text_encoder=text_encoder, audio_encoder=codec, decoder=decoder)
+    # Composed from built parts, the decoder has no attention implementation set: transformers then
+    # builds no cross-attention mask and attends to masked condition tokens (a loaded model masks them).
+    model.decoder.set_attn_implementation("sdpa")
     # audiocraft's sampling defaults for MusicGen: top-k 250, guidance 3.
     model.generation_config.update(pad_token_id=vocab, decoder_start_token_id=vocab, bos_token_id=vocab,
                                    do_sample=True, top_k=250, guidance_scale=3.0,

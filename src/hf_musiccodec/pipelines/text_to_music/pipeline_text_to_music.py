@@ -1,6 +1,6 @@
 """Text-to-music with a token LM: the pipeline audiocraft's MusicGen users expect, on transformers' MusicGen.
 
-    pipe = TextToMusicPipeline.from_pretrained("pipelines/text-to-music")
+    pipe = TextToMusicPipeline.from_pretrained(folder)  # e.g. the model/ folder a train_lm run exports
     out = pipe("a slow waltz for piano in D minor", audio_length_in_s=10, generator=torch.Generator().manual_seed(0))
     out.audios  # (batch, channels, samples) at pipe.sampling_rate
 
