@@ -10,11 +10,15 @@ than the trained context.
 
 Speed: the first forward of a window (the start token, or the prompt being continued) goes through
 transformers' top-level forward; every later token goes through :class:`_DecodeSteps`, which runs
-the same modules' weights with the same ops (so the same numbers) but projects the conditions and
-their cross-attention keys/values once per window, keeps the self-attention keys/values in buffers
-allocated once (no ``torch.cat`` growth, no cache objects, no mask building, no per-step module and
-decorator overhead) and writes the tokens into a preallocated sequence. ``fast=False`` runs every
-step through transformers' forward (the reference the fast path is tested against).
+the same modules' weights with the same ops (so the same numbers, bit for bit, and the same tokens)
+without the per-step overhead of the top-level forward: it reuses the prefill's cross-attention
+keys/values and builds the cross-attention mask once per window, keeps the self-attention
+keys/values in buffers allocated once (no ``torch.cat`` growth, no cache objects), makes the q/k/v
+projections one matrix product and the codebooks' heads another, calls ``F.linear``/``F.layer_norm``
+directly, and writes the tokens into a preallocated sequence. ``fast=False`` runs every step
+through transformers' forward (the reference the fast path is tested against);
+``SamplingOptions.dtype=torch.bfloat16`` does the fast path's matrix products in bf16 (half the
+weight bytes per token; other tokens).
 """
 
 from __future__ import annotations
@@ -75,7 +79,10 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
 
 
 def _fused(modules, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One weight (and bias) for several linear layers of the same input: one matrix product."""
+    """One weight (and bias) for several linear layers of the same input: one matrix product (one
+    layer in its own dtype: its parameters themselves, no copy)."""
+    if len(modules) == 1 and modules[0].weight.dtype == dtype:
+        return modules[0].weight, modules[0].bias
     weight = torch.cat([m.weight for m in modules]).to(dtype)
     if all(m.bias is None for m in modules):
         return weight, None
@@ -156,8 +163,8 @@ class _DecodeSteps:
     @staticmethod
     def supported(musicgen) -> bool:
         decoder = musicgen.decoder.model.decoder
-        return (not musicgen.training and decoder.config._attn_implementation in _FAST_ATTENTION
-                and not decoder.config.scale_embedding and decoder.config.audio_channels == 1)
+        return (not musicgen.training and not musicgen.decoder.training and decoder.config.audio_channels == 1
+                and decoder.config._attn_implementation in _FAST_ATTENTION)
 
     def _attend(self, module, query, keys, values, mask, out):
         attended, _ = self.attention(module, query, keys, values, mask, dropout=0.0, scaling=module.scaling,
