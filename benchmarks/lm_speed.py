@@ -6,8 +6,8 @@ table shows medians over ``--repeats``. Each system generates with sampling (top
 
 * ``ours``: ``pipe(prompt, audio_length_in_s=S, guidance_scale=g)``. Longer than the trained
   context (6 s for the bundled model), it generates in windows that each re-read the last
-  ``window_overlap_s`` (5 s) of the previous one, so 10 s are 5 windows: one full window of 450
-  frames and 4 of 75 new frames, each after a prefill of the 375 overlap frames.
+  ``window_overlap_s`` (5 s, capped at half the context: 3 s) of the previous one, so 10 s are 3
+  windows: 450 frames, then 225 new frames twice, each after a prefill of the 225 overlap frames.
 * ``transformers``: ``pipe.musicgen.generate(**tokenizer(prompt), do_sample=True,
   max_new_tokens=frames + K - 1, guidance_scale=g)``: the same number of frames in one pass,
   running past the trained context (its sinusoidal positions extend; the music past 6 s is out of
