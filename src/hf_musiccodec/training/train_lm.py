@@ -2,7 +2,7 @@
 
     [accelerate launch] -m hf_musiccodec.training.train_lm --config F [--set k=v ...]
 
-Options: :class:`~hf_musiccodec.training.lm_solver.LMTrainingConfig`. The bundled model's config
+Options: :class:`~hf_musiccodec.training.lm_solver.LMTrainingConfig`. The first run's config
 is ``configs/text-to-music.yaml``; fine-tuning a MusicGen folder with LoRA:
 ``--set init_from=<folder> lora_rank=16``.
 """
