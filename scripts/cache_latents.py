@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--latent-dtype", default="float32", choices=sorted(LATENT_DTYPES))
     p.add_argument("--no-latents", action="store_true", help="cache codes only")
+    p.add_argument("--normalize", choices=["loudness", "peak"],
+                   help="level every item first (loudness: -20 LUFS); for token LMs on a low-bitrate codec")
     p.add_argument("--max-shards", type=int, help="stop after this many shards per process (resume later)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -64,6 +66,7 @@ def main(argv=None) -> int:
         latent_dtype=args.latent_dtype,
         store_latents=not args.no_latents,
         max_shards=args.max_shards,
+        normalize=args.normalize,
         progress=not args.no_progress,
     )
     if index is None:

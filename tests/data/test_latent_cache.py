@@ -137,3 +137,17 @@ def test_two_processes_make_the_same_cache(codec, rows, tmp_path):
     assert time.time() - start < 40
     assert result.stdout.count("5 items in 3 shards") == 2  # really two processes, one summary each
     assert_same_cache(tmp_path / "one", tmp_path / "two")
+
+
+def test_loudness_normalised_cache_levels_quiet_items_and_has_its_own_key(codec, rows, tmp_path, make_audio):
+    quiet = make_audio(tmp_path / "quiet.wav", seconds=1.0, sr=24000, freq=330, amp=0.003, kind="sine")
+    loud = make_audio(tmp_path / "loud.wav", seconds=1.0, sr=24000, freq=330, amp=0.3, kind="sine")
+    items = [{"path": str(p), "duration": 1.0, "caption": p.stem} for p in (quiet, loud)]
+    plain = lc.build_latent_cache(codec, items, tmp_path / "plain", shard_size=2, progress=False)
+    levelled = lc.build_latent_cache(codec, items, tmp_path / "levelled", shard_size=2, normalize="loudness",
+                                     progress=False)  # fmt: skip
+    assert levelled["key"] != plain["key"] and levelled["settings"]["normalize"] == "loudness"
+    assert "normalize" not in plain["settings"]  # caches made before the option keep their key
+    latents = [lc.LatentCacheDataset(tmp_path / d)[i]["latents"] for d in ("plain", "levelled") for i in (0, 1)]
+    assert not torch.allclose(latents[0], latents[1], atol=1e-3)  # unlevelled: a 40 dB quieter copy
+    assert torch.allclose(latents[2], latents[3], atol=1e-4)  # levelled: the same sine at any level

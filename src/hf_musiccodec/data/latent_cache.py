@@ -139,6 +139,7 @@ def build_latent_cache(
     latent_dtype: str = "float32",
     store_latents: bool = True,
     max_shards: int | None = None,
+    normalize: str | None = None,
     accelerator=None,
     progress: bool = True,
 ) -> dict | None:
@@ -148,7 +149,9 @@ def build_latent_cache(
 
     Items of equal length are batched together (so no padding changes their codes); audio is
     resampled to the codec's rate and channels and otherwise left as is (renders carry their
-    dynamics in their level). ``accelerator``: an ``accelerate.Accelerator`` for several
+    dynamics in their level), unless ``normalize`` is ``"loudness"`` (each item to -20 LUFS) or
+    ``"peak"``: a codec at a low bitrate may map quiet music to one token that a token LM then
+    learns to repeat (the first text-to-music run did). ``accelerator``: an ``accelerate.Accelerator`` for several
     processes (default: a new one, which is a single process unless launched otherwise).
     """
     from safetensors.torch import save_file
@@ -174,6 +177,7 @@ def build_latent_cache(
         "sampling_rate": model.config.sampling_rate,
         "channels": model.config.audio_channels,
         "shard_size": shard_size,
+        **({"normalize": normalize} if normalize else {}),  # absent when None: older caches keep their key
     }
     key = cache_key(model, items, settings)
     index = read_index(cache_dir)
@@ -193,7 +197,7 @@ def build_latent_cache(
         if max_shards is not None and written >= max_shards:
             break
         chunk = items[shard * shard_size : (shard + 1) * shard_size]
-        tensors = _encode_shard(model, chunk, bandwidth, batch_size, accelerator.device, store_latents)
+        tensors = _encode_shard(model, chunk, bandwidth, batch_size, accelerator.device, store_latents, normalize)
         if store_latents:
             tensors["latents"] = tensors["latents"].to(LATENT_DTYPES[latent_dtype])
         tmp = _shard_path(cache_dir, shard).with_suffix(f".tmp{os.getpid()}")
@@ -229,10 +233,10 @@ def build_latent_cache(
     return index
 
 
-def _encode_shard(model, items, bandwidth, batch_size, device, store_latents) -> dict[str, torch.Tensor]:
+def _encode_shard(model, items, bandwidth, batch_size, device, store_latents, normalize=None) -> dict[str, torch.Tensor]:
     sr, channels = model.config.sampling_rate, model.config.audio_channels
-    audio = [load_audio(it["path"], sampling_rate=sr, channels=channels, offset=it["offset"],
-                        duration=it["seconds"])[0] for it in items]  # fmt: skip
+    audio = [load_audio(it["path"], sampling_rate=sr, channels=channels, offset=it["offset"], duration=it["seconds"],
+                        normalize=normalize)[0] for it in items]  # fmt: skip
     codes: list = [None] * len(items)
     latents: list = [None] * len(items)
     by_length: dict[int, list[int]] = {}
