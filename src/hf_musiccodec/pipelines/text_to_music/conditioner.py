@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
+from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
 __all__ = ["MusicConditionerConfig", "MusicConditioner"]
 
@@ -43,14 +44,6 @@ class MusicConditionerConfig(PretrainedConfig):
         self.melody_vocab = int(melody_vocab)
         self.melody_stride = int(melody_stride)
         super().__init__(**kwargs)
-
-
-def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """(..., dim) sinusoidal codes of (fractional) positions, the fairseq layout MusicGen's decoder uses."""
-    half = dim // 2
-    freq = torch.exp(torch.arange(half, dtype=torch.float32, device=positions.device) * -(math.log(10000) / (half - 1)))
-    angles = positions.float()[..., None] * freq
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
 class MusicConditioner(PreTrainedModel):
@@ -115,7 +108,12 @@ class MusicConditioner(PreTrainedModel):
             stride = self.config.melody_stride
             picked = melody[:, stride // 2 :: stride]  # the middle frame of each stride
             frames = torch.arange(picked.shape[1], device=device) * stride + stride // 2
-            position = sinusoids(frames + 1 + melody_start_frame, self.config.hidden_size).to(dtype)
+            # the sinusoids of the decoder's own position table (transformers' MusicGen), at the decoder
+            # position of each token's frame
+            positions = frames + 1 + melody_start_frame
+            size = int(positions.max()) + 1 if positions.numel() else 1
+            table = MusicgenSinusoidalPositionalEmbedding.get_embedding(size, self.config.hidden_size)
+            position = table.to(device, dtype)[positions]
             states.append(self.melody_embedding(picked.long()) + self.melody_type + position)
             on = torch.ones(batch, dtype=torch.bool, device=device) if melody_on is None else melody_on.bool()
             masks.append(on.to(dtype)[:, None].expand(-1, picked.shape[1]))
