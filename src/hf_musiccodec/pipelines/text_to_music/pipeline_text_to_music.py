@@ -220,6 +220,7 @@ class TextToMusicPipeline(DiffusionPipeline):
                                   do_sample=do_sample)  # fmt: skip
         window = self.context_frames
         overlap = min(max(int(window_overlap_s * self.frame_rate), 1), window // 2)
+        plan = self.window_plan(frames, codes.shape[-1], window, overlap)
         self._num_timesteps = self._steps(frames, codes.shape[-1], window, overlap, codes.shape[1])
         progress = self.progress_bar(total=self._num_timesteps)
         done = [0]
@@ -231,12 +232,12 @@ class TextToMusicPipeline(DiffusionPipeline):
                 callback_on_step_end(self, done[0] - 1, done[0] - 1, {"codes": sequence})
             return self._interrupt
 
-        while codes.shape[-1] < frames and not self._interrupt:
-            begin = max(0, codes.shape[-1] - overlap) if codes.shape[-1] > window - 1 else 0
-            length = min(window, frames - begin)
+        for begin, length in plan:
+            if self._interrupt:
+                break
             extra = {}
-            if clap is not None:
-                extra.update(clap=clap, clap_on=clap.abs().sum(-1) > 0)
+            if clap is not None:  # an empty prompt has no CLAP token
+                extra.update(clap=clap, clap_on=text_mask.any(-1))
             if tune is not None:
                 extra["melody"] = tune[:, begin : begin + length]
             states, mask = self.conditioner(text, text_mask, **extra)
@@ -258,12 +259,22 @@ class TextToMusicPipeline(DiffusionPipeline):
         return AudioPipelineOutput(audios=audios)
 
     @staticmethod
-    def _steps(frames: int, prompt: int, window: int, overlap: int, num_codebooks: int) -> int:
-        """Token steps the windows take (for the progress bar): as :meth:`__call__` walks them."""
-        steps, have = 0, prompt
+    def window_plan(frames: int, prompt: int, window: int, overlap: int) -> list[tuple[int, int]]:
+        """``(begin, length)`` of each window that takes ``prompt`` frames to ``frames``: the first
+        starts at 0 while the prompt fits the context, each later one continues the last
+        ``overlap`` frames of the one before."""
+        plan, have = [], prompt
         while have < frames:
             begin = max(0, have - overlap) if have > window - 1 else 0
-            length = min(window, frames - begin)
+            plan.append((begin, min(window, frames - begin)))
+            have = begin + plan[-1][1]
+        return plan
+
+    @classmethod
+    def _steps(cls, frames: int, prompt: int, window: int, overlap: int, num_codebooks: int) -> int:
+        """Token steps the windows take (for the progress bar and ``num_timesteps``)."""
+        steps, have = 0, prompt
+        for begin, length in cls.window_plan(frames, prompt, window, overlap):
             steps += length - (have - begin) + num_codebooks - 1  # new frames + the codebook delay
             have = begin + length
         return max(steps, 1)
