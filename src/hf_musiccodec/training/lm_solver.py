@@ -91,7 +91,7 @@ class LMSolver(BaseSolver):
         self.tokenizer = load_lm_tokenizer(_tokenizer_folder(cfg.init_from))
         decoder_cfg = musicgen.decoder.config
         codec = musicgen.audio_encoder
-        crop = math.ceil(cfg.crop_seconds * codec.config.frame_rate)
+        crop = self.crop_frames(codec)
         if crop + decoder_cfg.num_codebooks > decoder_cfg.max_position_embeddings:
             raise ValueError(f"crop_seconds {cfg.crop_seconds} needs {crop} positions; the decoder has "
                              f"{decoder_cfg.max_position_embeddings}")
@@ -146,7 +146,7 @@ class LMSolver(BaseSolver):
             codec = MusicCodecModel.from_pretrained(cfg.codec)
             # The position table is the trained context: the pipeline generates longer audio in
             # windows of this many frames.
-            crop = math.ceil(cfg.crop_seconds * codec.config.frame_rate)
+            crop = self.crop_frames(codec)
             k = codec.num_quantizers_for_bandwidth(cfg.bandwidth)
             musicgen = build_text_to_music_model(codec, cfg.bandwidth, hidden_size=cfg.hidden_size,
                                                  num_layers=cfg.num_layers, num_heads=cfg.num_heads,
@@ -156,6 +156,10 @@ class LMSolver(BaseSolver):
         if cfg.lora_rank > 0:
             musicgen = self._with_lora(musicgen)
         return musicgen, conditioner
+
+    def crop_frames(self, codec) -> int:
+        """Codec frames per training crop."""
+        return math.ceil(self.cfg.crop_seconds * codec.config.frame_rate)
 
     def _with_lora(self, musicgen):
         """LoRA adapters on the decoder's attention and feed-forward layers; everything else frozen."""
@@ -179,14 +183,10 @@ class LMSolver(BaseSolver):
             "melody": keep & (torch.rand(batch_size) < cfg.melody_prob),
         }
 
-    def encode_conditions(self, batch, flags: dict | None, unwrapped: bool = False):
-        """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch (``flags`` None: all on)."""
-        captions = list(batch["caption"])
+    def encode_conditions(self, batch, flags: dict, unwrapped: bool = False):
+        """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch, with the conditions ``flags`` turn on."""
         device = self.accelerator.device
-        text, text_mask = self.text_states(captions)
-        has_text = torch.tensor([bool(c.strip()) for c in captions])
-        flags = flags or {"text": has_text, "clap": torch.ones(len(captions), dtype=torch.bool),
-                          "melody": torch.ones(len(captions), dtype=torch.bool)}
+        text, text_mask = self.text_states(list(batch["caption"]))
         cond = self.accelerator.unwrap_model(self.conditioner).config
         extra = {}
         if "clap" in batch and cond.clap_dim:
@@ -216,7 +216,7 @@ class LMSolver(BaseSolver):
             out[i, :n], mask[i, :n] = cache[caption].float(), 1
         return out.to(self.accelerator.device), mask.to(self.accelerator.device)
 
-    def lm_loss(self, batch, flags: dict | None, unwrapped: bool = False):
+    def lm_loss(self, batch, flags: dict, unwrapped: bool = False):
         """Forward of a batch; ``unwrapped`` skips the DDP wrappers (validation runs on the main
         process alone, and a wrapped forward there would wait for the other ranks)."""
         from hf_musiccodec.pipelines.text_to_music.delay_pattern import training_inputs
@@ -230,7 +230,7 @@ class LMSolver(BaseSolver):
 
     def train_step(self, batch) -> dict:
         captions = list(batch["caption"])
-        flags = self.condition_flags(len(captions), torch.tensor([bool(c.strip()) for c in captions]))
+        flags = self.condition_flags(len(captions), _has_text(captions))
         out, _ = self.lm_loss(batch, flags)
         self.backward(out.loss)
         return {"loss": out.loss.detach(), "text_on": flags["text"].float().mean()}
@@ -250,7 +250,7 @@ class LMSolver(BaseSolver):
         sums: dict = {}
         for batch in loader:
             size = len(batch["caption"])
-            has_text = torch.tensor([bool(c.strip()) for c in batch["caption"]])
+            has_text = _has_text(batch["caption"])
             off = torch.zeros(size, dtype=torch.bool)
             for name, flags in (("text", {"text": has_text, "clap": off, "melody": off}),
                                 ("none", {"text": off, "clap": off, "melody": off})):
@@ -282,14 +282,26 @@ class LMSolver(BaseSolver):
                 if isinstance(module, BaseTunerLayer):
                     module.merge()
             musicgen = _without_lora(musicgen)
-        clap = clap_processor = None
-        if self.cfg.clap:
-            from hf_musiccodec.conditioning import MusicClapModel, MusicClapProcessor
-
-            clap = MusicClapModel.from_pretrained(self.cfg.clap).eval()
-            clap_processor = MusicClapProcessor.from_pretrained(self.cfg.clap)
+        clap, clap_processor = self._clap_for_export()
         return TextToMusicPipeline(musicgen=musicgen, conditioner=self.accelerator.unwrap_model(self.conditioner),
                                    tokenizer=self.tokenizer, clap=clap, clap_processor=clap_processor)
+
+
+    def _clap_for_export(self):
+        """The CLAP model and processor bundled into every export, read from disk once per run."""
+        if "_clap" not in self.__dict__:
+            self._clap = (None, None)
+            if self.cfg.clap:
+                from hf_musiccodec.conditioning import MusicClapModel, MusicClapProcessor
+
+                self._clap = (MusicClapModel.from_pretrained(self.cfg.clap).eval(),
+                              MusicClapProcessor.from_pretrained(self.cfg.clap))
+        return self._clap
+
+
+def _has_text(captions) -> torch.Tensor:
+    """(B,) bool: which captions say anything (an uncaptioned item trains without text)."""
+    return torch.tensor([bool(c.strip()) for c in captions])
 
 
 def _without_lora(musicgen):
