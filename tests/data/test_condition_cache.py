@@ -10,10 +10,10 @@ import torch
 
 from hf_musiccodec.audio.io import load_audio
 from hf_musiccodec.codecs import MusicCodecModel
-from hf_musiccodec.conditioning import MusicClapConfig, MusicClapFeatureExtractor, MusicClapModel
+from hf_musiccodec.conditioning import MusicClapFeatureExtractor, MusicClapModel
 from hf_musiccodec.data import condition_cache as cc
 from hf_musiccodec.data import latent_cache as lc
-from hf_musiccodec.testing.tiny import tiny_codec_config
+from hf_musiccodec.testing.tiny import tiny_clap_config, tiny_codec_config
 
 REPO = Path(__file__).resolve().parents[2]
 SR = 24000
@@ -40,10 +40,7 @@ def test_melody_tokens_of_a_sine_melody():
 @pytest.fixture(scope="module")
 def clap():
     torch.manual_seed(0)
-    config = MusicClapConfig(sampling_rate=8000, n_fft=256, hop_length=160, n_mels=32, f_max=4000.0, clip_seconds=1.0,
-                             audio_channels=(32, 32), audio_hidden_size=32, audio_num_layers=1, audio_num_heads=2,
-                             audio_intermediate_size=64, text_head_size=32, text_num_heads=2,
-                             text_intermediate_size=64, projection_dim=16, dropout=0.0)  # fmt: skip
+    config = tiny_clap_config()
     return MusicClapModel(config).eval(), MusicClapFeatureExtractor.from_model_config(config)
 
 
