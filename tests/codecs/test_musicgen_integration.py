@@ -17,7 +17,12 @@ from transformers import (
 
 import hf_musiccodec.codecs  # noqa: F401 - registers MusicCodecConfig / MusicCodecModel with the Auto classes
 from hf_musiccodec import MusicCodecModel
-from hf_musiccodec.testing.parity import OFFICIAL_CONFIGS, build_reference, convert_through_hub_layout
+from hf_musiccodec.testing.parity import (
+    OFFICIAL_CONFIGS,
+    build_reference,
+    convert_through_hub_layout,
+    musicgen_generate_with_codes,
+)
 
 CODEBOOK_SIZE = 64   # 2048 in facebook/encodec_32khz
 NUM_CODEBOOKS = 4    # 2.2 kbps there; 1.2 kbps of 6-bit codes at 50 Hz here
@@ -55,20 +60,7 @@ def pair():
 
 def _generate(model, **inputs):
     """Greedy generation; returns (codes given to the codec's decode, audio)."""
-    seen = []
-    decode = model.audio_encoder.decode
-
-    def spy(audio_codes, *args, **kwargs):
-        seen.append(audio_codes.clone())
-        return decode(audio_codes, *args, **kwargs)
-
-    model.audio_encoder.decode = spy
-    try:
-        with torch.no_grad():
-            audio = model.generate(**inputs, do_sample=False, max_new_tokens=12, guidance_scale=None)
-    finally:
-        del model.audio_encoder.decode
-    return seen[0], audio
+    return musicgen_generate_with_codes(model, **inputs, do_sample=False, max_new_tokens=12, guidance_scale=None)
 
 
 INPUTS = {

@@ -12,6 +12,7 @@ from transformers import MusicgenForConditionalGeneration, pipeline
 from hf_musiccodec.pipelines.text_to_music import load_lm_tokenizer
 from hf_musiccodec.pipelines.text_to_music.delay_pattern import delayed_sequence, training_inputs
 from hf_musiccodec.pipelines.text_to_music.sampling import SamplingOptions, filter_logits, sample_window, undelay
+from hf_musiccodec.testing.parity import musicgen_generate_with_codes
 from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
 
 
@@ -69,22 +70,12 @@ def test_sampling_loop_draws_the_tokens_of_transformers_generate(pipe, guidance)
     musicgen = pipe.musicgen
     inputs = _text_inputs(["a slow chorale for strings", "fast"])
     frames = 12
-    seen = []
-    decode = musicgen.audio_encoder.decode
-
-    def spy(codes, *args, **kwargs):
-        seen.append(codes.clone())
-        return decode(codes, *args, **kwargs)
-
-    musicgen.audio_encoder.decode = spy
-    try:
-        musicgen.generate(**inputs, do_sample=False, max_new_tokens=frames + 1, guidance_scale=guidance)
-    finally:
-        del musicgen.audio_encoder.decode
+    codes, _ = musicgen_generate_with_codes(musicgen, **inputs, do_sample=False, max_new_tokens=frames + 1,
+                                            guidance_scale=guidance)  # fmt: skip
     states = musicgen.text_encoder(**inputs).last_hidden_state
     ours = sample_window(musicgen, states, inputs["attention_mask"], frames,
                          SamplingOptions(guidance_scale=guidance, do_sample=False))  # fmt: skip
-    assert torch.equal(ours, seen[0][0])
+    assert torch.equal(ours, codes[0])
 
 
 def test_continuation_keeps_the_prompt_codes(pipe):

@@ -86,3 +86,22 @@ def convert_through_hub_layout(reference):
     with tempfile.TemporaryDirectory() as folder:
         reference.save_pretrained(folder)
         return MusicCodecModel.from_pretrained(folder)
+
+
+def musicgen_generate_with_codes(model, **generate_kwargs):
+    """``(codes, audio)``: a MusicGen ``generate`` and the codes it handed its audio encoder's ``decode``
+    ((1, B, K, T), pads stripped), to compare token streams of two models or sampling loops."""
+    seen = []
+    decode = model.audio_encoder.decode
+
+    def spy(audio_codes, *args, **kwargs):
+        seen.append(audio_codes.clone())
+        return decode(audio_codes, *args, **kwargs)
+
+    model.audio_encoder.decode = spy
+    try:
+        with torch.no_grad():
+            audio = model.generate(**generate_kwargs)
+    finally:
+        del model.audio_encoder.decode
+    return seen[0], audio
