@@ -26,6 +26,9 @@ _LAZY = {
     "MusicConditionerConfig": "pipelines.text_to_music",
     "MusicConditioner": "pipelines.text_to_music",
     "TextToMusicPipeline": "pipelines.text_to_music",
+    "VampNetConfig": "models.vampnet",
+    "VampNetModel": "models.vampnet",
+    "VampNetPipeline": "pipelines.vampnet",
 }
 __all__ = [*_LAZY, "__version__"]
 

@@ -16,7 +16,7 @@ import importlib.util
 import sys
 
 # Importing each of these registers its configs, models and processors with the Auto classes.
-REGISTERING_MODULES = ("hf_musiccodec.codecs", "hf_musiccodec.conditioning")
+REGISTERING_MODULES = ("hf_musiccodec.codecs", "hf_musiccodec.conditioning", "hf_musiccodec.models.vampnet")
 
 
 def register_auto_classes() -> None:

@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["GeneratorError", "TextToAudioAdapter", "load_generator", "check_sampling_rate", "check_generator_output"]
+__all__ = [
+    "GeneratorError",
+    "TextToAudioAdapter",
+    "load_generator",
+    "check_sampling_rate",
+    "check_generator_output",
+    "user_waveform",
+    "clap_text_embeddings",
+]
 
 # model_type values of transformers models that its "text-to-audio" pipeline generates with.
 TEXT_TO_AUDIO_MODEL_TYPES = ("musicgen", "musicgen_melody")
@@ -127,3 +135,41 @@ def check_generator_output(output, batch: int, sampling_rate: int, audio_length_
     if not np.isfinite(audios).all():
         raise GeneratorError(".audios contains NaN or infinite values")
     return audios.astype(np.float32, copy=False)
+
+
+def user_waveform(audio, sampling_rate, target_sampling_rate: int, channels: int, name: str,
+                  min_seconds: float) -> np.ndarray:
+    """A user's waveform as float32 (channels, samples) at ``target_sampling_rate`` and ``channels``;
+    NaN, silence, a missing rate or too short a clip is a one-line :class:`GeneratorError`."""
+    from hf_musiccodec.audio.io import is_silent, match_channels, resample, validate_waveform
+
+    if sampling_rate is None:
+        raise GeneratorError(f"{name}_sampling_rate is required with {name}")
+    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+        raise GeneratorError(f"{name}_sampling_rate must be a positive integer, got {sampling_rate!r}")
+    try:
+        x = validate_waveform(audio, name)
+    except ValueError as e:
+        raise GeneratorError(str(e)) from None
+    x = x[None] if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[0] > 2:
+        raise GeneratorError(f"{name} must be (samples,) or (channels<=2, samples), got shape {x.shape}")
+    if x.shape[-1] < min_seconds * sampling_rate:
+        raise GeneratorError(f"{name} is {x.shape[-1] / sampling_rate:.2f} s; at least {min_seconds:g} s needed")
+    if is_silent(x):
+        raise GeneratorError(f"{name} is silent")
+    x = resample(x, int(sampling_rate), int(target_sampling_rate))
+    return match_channels(x, channels).astype(np.float32)
+
+
+@torch.no_grad()
+def clap_text_embeddings(clap, clap_processor, prompts: list[str], device) -> torch.Tensor:
+    """CLAP text embeddings (len(prompts), dim) of the prompts; an empty prompt gets zeros (no condition)."""
+    dim = clap.config.projection_dim
+    out = torch.zeros(len(prompts), dim, device=device)
+    given = [i for i, p in enumerate(prompts) if p.strip()]
+    if given:
+        text = clap_processor(text=[prompts[i] for i in given], return_tensors="pt")
+        features = clap.get_text_features(**{k: v.to(clap.device) for k, v in text.items()})
+        out[given] = features.pooler_output.to(device, out.dtype)
+    return out

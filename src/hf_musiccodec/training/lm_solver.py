@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from .base_solver import BaseSolver, BaseTrainingConfig
+from .clap_export import clap_for_export
+from .schedules import warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -123,16 +125,7 @@ class LMSolver(BaseSolver):
                     decoder_cfg.num_codebooks, crop)
 
     def _schedule(self, optimizer):
-        """Linear warm-up, then cosine decay to 10% at max_steps (audiocraft's MusicGen schedule)."""
-        cfg = self.cfg
-
-        def factor(step: int) -> float:
-            if step < cfg.warmup_steps:
-                return (step + 1) / cfg.warmup_steps
-            progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return warmup_cosine(optimizer, self.cfg.warmup_steps, self.cfg.max_steps)
 
     def _build_models(self):
         from hf_musiccodec.codecs import MusicCodecModel
@@ -282,21 +275,9 @@ class LMSolver(BaseSolver):
                 if isinstance(module, BaseTunerLayer):
                     module.merge()
             musicgen = _without_lora(musicgen)
-        clap, clap_processor = self._clap_for_export()
+        clap, clap_processor = clap_for_export(self.cfg.clap)
         return TextToMusicPipeline(musicgen=musicgen, conditioner=self.accelerator.unwrap_model(self.conditioner),
                                    tokenizer=self.tokenizer, clap=clap, clap_processor=clap_processor)
-
-
-    def _clap_for_export(self):
-        """The CLAP model and processor bundled into every export, read from disk once per run."""
-        if "_clap" not in self.__dict__:
-            self._clap = (None, None)
-            if self.cfg.clap:
-                from hf_musiccodec.conditioning import MusicClapModel, MusicClapProcessor
-
-                self._clap = (MusicClapModel.from_pretrained(self.cfg.clap).eval(),
-                              MusicClapProcessor.from_pretrained(self.cfg.clap))
-        return self._clap
 
 
 def _has_text(captions) -> torch.Tensor:

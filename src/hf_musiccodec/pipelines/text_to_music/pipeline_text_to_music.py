@@ -28,7 +28,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 # Imported for diffusers' loader, which resolves each component's module from sys.modules.
 from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
 from ...conditioning.frozen_minilm import FrozenMiniLMModel  # noqa: F401
-from ..pipeline_utils import GeneratorError
+from ..pipeline_utils import GeneratorError, clap_text_embeddings, user_waveform
 from .conditioner import MusicConditioner
 from .sampling import SamplingOptions, sample_window
 
@@ -101,22 +101,8 @@ class TextToMusicPipeline(DiffusionPipeline):
         return prompts
 
     def _audio(self, audio, sampling_rate, name: str, min_seconds: float) -> np.ndarray:
-        """A user's waveform as float32 (channels, samples) at the codec's rate and channels; one-line errors."""
-        from ...audio.io import is_silent, match_channels, resample, validate_waveform
-
-        if sampling_rate is None:
-            raise GeneratorError(f"{name}_sampling_rate is required with {name}")
-        try:
-            x = validate_waveform(audio, name)
-        except ValueError as e:
-            raise GeneratorError(str(e)) from None
-        x = x[None] if x.ndim == 1 else x
-        if x.shape[-1] < min_seconds * sampling_rate:
-            raise GeneratorError(f"{name} is {x.shape[-1] / sampling_rate:.2f} s; at least {min_seconds:g} s needed")
-        if is_silent(x):
-            raise GeneratorError(f"{name} is silent")
-        x = resample(x, int(sampling_rate), self.sampling_rate)
-        return match_channels(x, self.codec.config.audio_channels).astype(np.float32)
+        return user_waveform(audio, sampling_rate, self.sampling_rate, self.codec.config.audio_channels, name,
+                             min_seconds)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str], use_clap: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -132,12 +118,7 @@ class TextToMusicPipeline(DiffusionPipeline):
             if self.clap is None or not self.conditioner.config.clap_dim:
                 raise GeneratorError("use_clap needs a pipeline with a CLAP model and a conditioner trained with it")
             # an empty prompt has no CLAP text embedding: its token stays off (zeros, masked)
-            clap = torch.zeros(len(prompts), self.conditioner.config.clap_dim, device=device)
-            given = [i for i, p in enumerate(prompts) if p.strip()]
-            if given:
-                text = self.clap_processor(text=[prompts[i] for i in given], return_tensors="pt")
-                features = self.clap.get_text_features(**{k: v.to(self.clap.device) for k, v in text.items()})
-                clap[given] = features.pooler_output.to(device, clap.dtype)
+            clap = clap_text_embeddings(self.clap, self.clap_processor, prompts, device)
         return states, mask, clap
 
     def melody_tokens(self, melody, melody_sampling_rate, frames: int) -> torch.Tensor:

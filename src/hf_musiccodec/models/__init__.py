@@ -1,0 +1,1 @@
+"""Generator networks that transformers and diffusers lack, one folder per network."""

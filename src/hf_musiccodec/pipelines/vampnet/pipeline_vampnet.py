@@ -1,0 +1,322 @@
+"""VampNet as a diffusers pipeline: vamp on an input's codec tokens with the paper's prompts.
+
+    pipe = VampNetPipeline.from_pretrained("pipelines/vampnet")
+    out = pipe(audio, sampling_rate=sr, periodic_prompt=16, upper_codebook_mask=2,
+               generator=torch.Generator().manual_seed(0))
+    out.audios      # (batch, channels, samples) at pipe.sampling_rate
+    out.mask        # (batch, codebooks, frames) True = generated: the prompt as a token grid
+    pipe.loop(audio, sampling_rate=sr, num_loops=4, feedback=0.5)   # unloop: each pass vamps the last
+
+Every prompt of the paper is a keyword (they combine as :mod:`.masks` describes): ``prefix_s`` /
+``suffix_s`` (continuation, inpainting), ``periodic_prompt`` + ``periodic_width`` (+
+``periodic_random_roll``), ``beat_mask_width_ms`` (frames after each beat from librosa's
+tracker), ``onset_mask_width_ms``, ``upper_codebook_mask`` (codebooks from this index up are
+regenerated), ``keep_lower_codebooks``, ``dropout``; or a ready ``mask``. With none of them
+everything is generated: ``audio`` then only sets the length (``audio_length_in_s`` without
+audio gives unconditional generation). ``prompt`` (text through CLAP's text embedding) or
+``condition_audio`` (its CLAP audio embedding) steers a model trained with the CLAP condition.
+
+Audio longer than the model's trained context is vamped in consecutive windows of that length.
+Folder layout: ``codec/``, ``vampnet/``, optional ``coarse_to_fine/``, ``clap/``, ``clap_processor/``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+# Imported for diffusers' loader, which resolves each component's module from sys.modules.
+from ...codecs import MusicCodecModel  # noqa: F401
+from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
+from ...models.vampnet import VampNetModel
+from ..pipeline_utils import GeneratorError, clap_text_embeddings, user_waveform
+from . import masks as M
+from .sampling import VampSamplingOptions, vamp
+
+__all__ = ["VampNetPipeline", "VampNetPipelineOutput"]
+
+MIN_INPUT_S = 0.25
+
+
+@dataclass
+class VampNetPipelineOutput(BaseOutput):
+    """
+    audios: (batch, channels, samples) numpy (``output_type="np"``) or torch.
+    codes: (batch, codebooks, frames) the generated tokens (all codebooks the codec decoded).
+    mask: (batch, codebooks, frames) bool, True where tokens were generated (the coarse model's).
+    bits_per_second: bit rate of the kept tokens (the prompt), per example on average.
+    """
+
+    audios: np.ndarray | torch.Tensor
+    codes: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    bits_per_second: float | None = None
+
+
+class VampNetPipeline(DiffusionPipeline):
+    """Components: ``codec`` (MusicCodecModel), ``vampnet`` (the coarse VampNetModel), optional
+    ``coarse_to_fine`` (a VampNetModel whose conditioning codebooks are the coarse ones), optional
+    ``clap`` + ``clap_processor`` (text / reference conditioning)."""
+
+    _optional_components = ["coarse_to_fine", "clap", "clap_processor"]
+    model_cpu_offload_seq = "vampnet->coarse_to_fine->codec"
+
+    def __init__(self, codec, vampnet: VampNetModel, coarse_to_fine: VampNetModel | None = None, clap=None,
+                 clap_processor=None):
+        super().__init__()
+        self.register_modules(codec=codec, vampnet=vampnet, coarse_to_fine=coarse_to_fine, clap=clap,
+                              clap_processor=clap_processor)  # fmt: skip
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.codec.config.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.codec.config.frame_rate)
+
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks of the output: the coarse model's, or the coarse-to-fine model's when there is one."""
+        return (self.coarse_to_fine or self.vampnet).config.num_codebooks
+
+    @property
+    def num_timesteps(self) -> int:
+        """Sampling passes of the current (or last) call, over all windows and models."""
+        return self._num_timesteps
+
+    def save_pretrained(self, save_directory, **kwargs):
+        kwargs.setdefault("max_shard_size", "15MB")
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, **kwargs)
+
+    # ------------------------------------------------------------------ steps
+    def encode_audio(self, audio, sampling_rate, name: str = "audio") -> torch.Tensor:
+        """Codes (1, num_codebooks, frames) of a user's waveform."""
+        x = user_waveform(audio, sampling_rate, self.sampling_rate, self.codec.config.audio_channels, name,
+                          MIN_INPUT_S)
+        x = torch.from_numpy(x)[None].to(self.codec.device, self.codec.dtype)
+        codes = self.codec.encode(x, bandwidth=self._bandwidth()).audio_codes[0]
+        return codes[:, : self.num_codebooks].long()
+
+    def _bandwidth(self) -> float:
+        """The lowest of the codec's bandwidths that has the codebooks this pipeline needs."""
+        cfg = self.codec.config
+        for bandwidth in sorted(cfg.target_bandwidths):
+            if cfg.num_quantizers_for_bandwidth(bandwidth) >= self.num_codebooks:
+                return bandwidth
+        raise GeneratorError(f"the codec has no bandwidth with {self.num_codebooks} codebooks")
+
+    def build_mask(self, codes: torch.Tensor, audio: np.ndarray | None = None, prefix_s: float = 0.0,
+                   suffix_s: float = 0.0, periodic_prompt: int = 0, periodic_width: int = 1,
+                   periodic_random_roll: bool = False, beat_mask_width_ms: float = 0.0,
+                   onset_mask_width_ms: float = 0.0, upper_codebook_mask: int | None = None,
+                   keep_lower_codebooks: int = 0, dropout: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """The coarse model's mask (True = generate) for the prompts asked for; ``audio`` (at the
+        pipeline's rate) is needed for beats and onsets."""
+        for name, value in (("prefix_s", prefix_s), ("suffix_s", suffix_s), ("beat_mask_width_ms", beat_mask_width_ms),
+                            ("onset_mask_width_ms", onset_mask_width_ms)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise GeneratorError(f"{name} must be a number >= 0, got {value!r}")
+        k = self.vampnet.config.num_codebooks
+        for name, value, high in (("periodic_prompt", periodic_prompt, None), ("periodic_width", periodic_width, None),
+                                  ("upper_codebook_mask", upper_codebook_mask, k),
+                                  ("keep_lower_codebooks", keep_lower_codebooks, k)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0
+                                      or (high is not None and value > high)):
+                raise GeneratorError(f"{name} must be an integer in [0, {high if high is not None else 'inf'}], "
+                                     f"got {value!r}")
+        if periodic_width < 1:
+            raise GeneratorError("periodic_width must be at least 1 frame")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout <= 1):
+            raise GeneratorError(f"dropout must be in [0, 1], got {dropout!r}")
+        coarse = codes[:, :k]
+        fr = self.frame_rate
+        prompts = [M.prefix_suffix_mask(coarse, round(prefix_s * fr), round(suffix_s * fr))]
+        if periodic_prompt:
+            prompts.append(M.periodic_mask(coarse, periodic_prompt, periodic_width, periodic_random_roll, generator))
+        if beat_mask_width_ms or onset_mask_width_ms:
+            if audio is None:
+                raise GeneratorError("beat and onset prompts need the input audio")
+            from .rhythm import beat_times, onset_times
+
+            if beat_mask_width_ms:
+                prompts.append(M.beat_mask(coarse, beat_times(audio, self.sampling_rate), fr, beat_mask_width_ms / 1000))
+            if onset_mask_width_ms:
+                prompts.append(M.onset_mask(coarse, onset_times(audio, self.sampling_rate), fr,
+                                            onset_mask_width_ms / 1000))
+        mask = M.mask_and(*prompts)
+        if keep_lower_codebooks:
+            mask = M.keep_lower_codebooks(mask, keep_lower_codebooks)
+        if upper_codebook_mask is not None:
+            mask = M.codebook_mask(mask, upper_codebook_mask)
+        if dropout:
+            mask = M.dropout_mask(mask, dropout, generator)
+        return mask
+
+    @torch.no_grad()
+    def encode_condition(self, prompt, condition_audio, condition_audio_sampling_rate, batch: int):
+        """The CLAP embedding (batch, dim) the model is conditioned on, or None."""
+        if prompt is None and condition_audio is None:
+            return None
+        if not self.vampnet.config.condition_dim or self.clap is None:
+            raise GeneratorError("this VampNet was trained without a condition: prompt and condition_audio "
+                                 "need a pipeline with CLAP")
+        device = self.vampnet.device
+        if condition_audio is not None:
+            x = user_waveform(condition_audio, condition_audio_sampling_rate,
+                              self.clap_processor.feature_extractor.sampling_rate, 1, "condition_audio", MIN_INPUT_S)
+            features = self.clap_processor(audio=x[0], sampling_rate=self.clap_processor.feature_extractor.sampling_rate,
+                                           return_tensors="pt")
+            embedding = self.clap.get_audio_features(**{k: v.to(self.clap.device) for k, v in features.items()})
+            embedding = embedding.pooler_output.to(device)
+        else:
+            if not isinstance(prompt, str):
+                raise GeneratorError("prompt must be a string")
+            if len(self.clap_processor.tokenizer(prompt)["input_ids"]) > self.clap.config.text_max_length:
+                raise GeneratorError(f"prompt is longer than {self.clap.config.text_max_length} tokens")
+            if not prompt.strip():
+                return None
+            embedding = clap_text_embeddings(self.clap, self.clap_processor, [prompt], device)
+        return embedding.expand(batch, -1)
+
+    def _vamp_windows(self, model, codes, mask, options, generator, condition, on_step) -> torch.Tensor:
+        """``vamp`` over consecutive windows of the model's trained context."""
+        window = model.config.context_frames
+        out = []
+        for begin in range(0, codes.shape[-1], window):
+            part = slice(begin, begin + window)
+            out.append(vamp(model, codes[..., part], mask[..., part], options, generator, condition, on_step))
+        return torch.cat(out, dim=-1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        audio=None,
+        sampling_rate: int | None = None,
+        prompt: str | None = None,
+        audio_length_in_s: float | None = None,
+        prefix_s: float = 0.0,
+        suffix_s: float = 0.0,
+        periodic_prompt: int = 0,
+        periodic_width: int = 1,
+        periodic_random_roll: bool = False,
+        beat_mask_width_ms: float = 0.0,
+        onset_mask_width_ms: float = 0.0,
+        upper_codebook_mask: int | None = None,
+        keep_lower_codebooks: int = 0,
+        dropout: float = 0.0,
+        mask: torch.Tensor | None = None,
+        condition_audio=None,
+        condition_audio_sampling_rate: int | None = None,
+        num_inference_steps: int = 24,
+        coarse_to_fine_steps: int = 12,
+        temperature: float = 1.0,
+        mask_temperature: float = 10.5,
+        typical_mass: float | None = 0.15,
+        top_p: float | None = None,
+        guidance_scale: float = 1.0,
+        num_waveforms_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ):
+        """Vamp on ``audio`` (samples,) or (channels, samples) at ``sampling_rate``.
+
+        Returns :class:`VampNetPipelineOutput`; ``num_waveforms_per_prompt`` variations of the
+        input (each its own mask draw where the recipe is random, and its own samples).
+        ``callback_on_step_end(pipe, step, step, {"codes": ..., "mask": ...})`` runs after each
+        sampling pass; ``pipe._interrupt = True`` stops early (the rest is filled from that pass).
+        """
+        # 1. check inputs
+        if output_type not in ("np", "pt"):
+            raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        if not (isinstance(num_waveforms_per_prompt, int) and num_waveforms_per_prompt >= 1):
+            raise GeneratorError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}")
+        options = VampSamplingOptions(num_steps=num_inference_steps, temperature=temperature,
+                                      mask_temperature=mask_temperature, typical_mass=typical_mass, top_p=top_p,
+                                      guidance_scale=guidance_scale)  # fmt: skip
+        try:
+            options.validate()
+        except ValueError as e:
+            raise GeneratorError(str(e)) from None
+        self._interrupt = False
+        n, device = num_waveforms_per_prompt, self.vampnet.device
+
+        # 2. encode the input audio (or start from nothing but mask tokens)
+        if audio is not None:
+            codes = self.encode_audio(audio, sampling_rate)
+            waveform = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)[0]
+        else:
+            if not (isinstance(audio_length_in_s, (int, float)) and 0 < audio_length_in_s <= 600):
+                raise GeneratorError("give audio (with sampling_rate) or audio_length_in_s in (0, 600] seconds")
+            frames = math.ceil(audio_length_in_s * self.frame_rate)
+            codes, waveform = torch.zeros(1, self.num_codebooks, frames, dtype=torch.long, device=device), None
+        codes = codes.to(device).expand(n, -1, -1).contiguous()
+
+        # 3. encode the condition
+        condition = self.encode_condition(prompt, condition_audio, condition_audio_sampling_rate, n)
+
+        # 4. build the mask from the prompts
+        k = self.vampnet.config.num_codebooks
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=device)
+            if mask.ndim == 2:
+                mask = mask[None]
+            if mask.shape[1:] != (k, codes.shape[-1]) or mask.shape[0] not in (1, n):
+                raise GeneratorError(f"mask must be ({n} or 1, {k}, {codes.shape[-1]}), got {tuple(mask.shape)}")
+            mask = mask.expand(n, -1, -1)
+        elif audio is None:
+            mask = M.full_mask(codes[:, :k])
+        else:
+            mask = self.build_mask(codes, waveform, prefix_s, suffix_s, periodic_prompt, periodic_width,
+                                   periodic_random_roll, beat_mask_width_ms, onset_mask_width_ms,
+                                   upper_codebook_mask, keep_lower_codebooks, dropout, generator)
+        mask = mask.to(device)
+
+        # 5. vamp: the coarse codebooks, then the fine ones where the coarse changed
+        windows = math.ceil(codes.shape[-1] / self.vampnet.config.context_frames)
+        fine_windows = (math.ceil(codes.shape[-1] / self.coarse_to_fine.config.context_frames)
+                        if self.coarse_to_fine is not None else 0)
+        self._num_timesteps = windows * options.num_steps + fine_windows * coarse_to_fine_steps
+        progress = self.progress_bar(total=self._num_timesteps)
+        done = [0]
+
+        def on_step(step, current):
+            done[0] += 1
+            progress.update(1)
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, done[0] - 1, done[0] - 1, {"codes": current, "mask": mask})
+            return self._interrupt
+
+        coarse = self._vamp_windows(self.vampnet, codes[:, :k], mask, options, generator, condition, on_step)
+        codes = torch.cat([coarse, codes[:, k:]], dim=1)
+        if self.coarse_to_fine is not None and not self._interrupt:
+            changed = mask.any(dim=1, keepdim=True).expand(-1, codes.shape[1], -1)
+            fine_mask = M.keep_lower_codebooks(changed, k)
+            fine_options = VampSamplingOptions(**{**options.__dict__, "num_steps": coarse_to_fine_steps,
+                                                  "guidance_scale": 1.0})
+            codes = self._vamp_windows(self.coarse_to_fine, codes, fine_mask, fine_options, generator, None, on_step)
+        progress.close()
+
+        # 6. decode
+        audio_out = self.codec.decode(codes[None].to(self.codec.device), [None] * n).audio_values.float()
+        if waveform is not None:
+            audio_out = audio_out[..., : waveform.shape[-1]]
+        elif audio_length_in_s is not None:
+            audio_out = audio_out[..., : int(round(audio_length_in_s * self.sampling_rate))]
+        self.maybe_free_model_hooks()
+        audios = audio_out.cpu().numpy() if output_type == "np" else audio_out
+        bps = M.bits_per_second(mask, self.vampnet.config.codebook_size, self.frame_rate)
+        if not return_dict:
+            return (audios,)
+        return VampNetPipelineOutput(audios=audios, codes=codes.cpu(), mask=mask.cpu(), bits_per_second=bps)
