@@ -65,3 +65,35 @@ def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, wit
                     p.normal_(0.0, 0.3)
     return TextToMusicPipeline(musicgen=musicgen, conditioner=conditioner, tokenizer=load_lm_tokenizer(), clap=clap,
                                clap_processor=processor)
+
+
+def tiny_vampnet_pipeline(seed: int = 0, context_seconds: float = 1.0, with_clap: bool = True,
+                          with_coarse_to_fine: bool = True):
+    """A random-weight :class:`VampNetPipeline` for tests: the tiny EnCodec-24 kHz codec (4 codebooks
+    of 16 at 75 Hz), a 1-layer coarse model over 2 codebooks with a ``context_seconds`` context,
+    optionally a coarse-to-fine model over all 4 and a tiny MusicClap (condition)."""
+    import torch
+
+    from ..codecs import MusicCodecModel
+    from ..conditioning import MusicClapModel, build_music_clap_processor
+    from ..models.vampnet import VampNetConfig, VampNetModel
+    from ..pipelines.vampnet import VampNetPipeline
+
+    torch.manual_seed(seed)
+    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
+    frames = int(context_seconds * codec.config.frame_rate)
+    common = dict(codebook_size=codec.codebook_size, frame_rate=codec.config.frame_rate, context_frames=frames,
+                  hidden_size=32, num_layers=1, num_heads=2, ffn_dim=64, dropout=0.0)
+    clap = processor = None
+    if with_clap:
+        config = tiny_clap_config()
+        clap, processor = MusicClapModel(config).eval(), build_music_clap_processor(config)
+    coarse = VampNetModel(VampNetConfig(num_codebooks=2, condition_dim=16 if with_clap else 0, **common)).eval()
+    fine = (VampNetModel(VampNetConfig(num_codebooks=4, num_conditioning_codebooks=2, **common)).eval()
+            if with_coarse_to_fine else None)
+    with torch.no_grad():  # large random weights, so that conditions and prompts visibly change the tokens
+        for model in filter(None, (coarse, fine)):
+            for p in model.parameters():
+                if p.ndim >= 1 and p.dtype.is_floating_point:
+                    p.normal_(0.0, 0.3)
+    return VampNetPipeline(codec=codec, vampnet=coarse, coarse_to_fine=fine, clap=clap, clap_processor=processor)

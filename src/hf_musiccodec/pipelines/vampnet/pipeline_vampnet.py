@@ -196,6 +196,97 @@ class VampNetPipeline(DiffusionPipeline):
             out.append(vamp(model, codes[..., part], mask[..., part], options, generator, condition, on_step))
         return torch.cat(out, dim=-1)
 
+    def _vamp(self, codes, mask, options, coarse_to_fine_steps, generator, condition, callback) -> torch.Tensor:
+        """The coarse model over ``mask``, then the coarse-to-fine model (if any) on the frames it changed."""
+        k = self.vampnet.config.num_codebooks
+
+        def on_step(step, current):
+            self._done += 1
+            self._progress.update(1)
+            if callback is not None:
+                callback(self, self._done - 1, self._done - 1, {"codes": current, "mask": mask})
+            return self._interrupt
+
+        coarse = self._vamp_windows(self.vampnet, codes[:, :k], mask, options, generator, condition, on_step)
+        codes = torch.cat([coarse, codes[:, k:]], dim=1)
+        if self.coarse_to_fine is not None and not self._interrupt:
+            changed = mask.any(dim=1, keepdim=True).expand(-1, codes.shape[1], -1)
+            fine_mask = M.keep_lower_codebooks(changed, k)
+            fine_options = VampSamplingOptions(**{**options.__dict__, "num_steps": coarse_to_fine_steps,
+                                                  "guidance_scale": 1.0})
+            codes = self._vamp_windows(self.coarse_to_fine, codes, fine_mask, fine_options, generator, None, on_step)
+        return codes
+
+    def _start_progress(self, frames: int, options: VampSamplingOptions, coarse_to_fine_steps: int, passes: int):
+        def windows(model):
+            return math.ceil(frames / model.config.context_frames) if model is not None else 0
+
+        per_pass = windows(self.vampnet) * options.num_steps + windows(self.coarse_to_fine) * coarse_to_fine_steps
+        self._num_timesteps = passes * per_pass
+        self._progress, self._done = self.progress_bar(total=self._num_timesteps), 0
+
+    def _prepare(self, audio, sampling_rate, prompt, audio_length_in_s, recipe: dict, mask, condition_audio,
+                 condition_audio_sampling_rate, options: VampSamplingOptions, num_waveforms_per_prompt: int,
+                 generator, output_type: str):
+        """Steps 1-3 of a call: checked inputs, the input's codes, the condition, and a function that
+        draws the mask (called again by each pass of a loop)."""
+        # 1. check inputs
+        if output_type not in ("np", "pt"):
+            raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        if not (isinstance(num_waveforms_per_prompt, int) and num_waveforms_per_prompt >= 1):
+            raise GeneratorError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}")
+        try:
+            options.validate()
+        except ValueError as e:
+            raise GeneratorError(str(e)) from None
+        n, device = num_waveforms_per_prompt, self.vampnet.device
+
+        # 2. encode the input audio (or start from nothing but mask tokens)
+        if audio is not None:
+            codes = self.encode_audio(audio, sampling_rate)
+            waveform = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)[0]
+        else:
+            if not (isinstance(audio_length_in_s, (int, float)) and 0 < audio_length_in_s <= 600):
+                raise GeneratorError("give audio (with sampling_rate) or audio_length_in_s in (0, 600] seconds")
+            frames = math.ceil(audio_length_in_s * self.frame_rate)
+            codes, waveform = torch.zeros(1, self.num_codebooks, frames, dtype=torch.long, device=device), None
+        codes = codes.to(device).expand(n, -1, -1).contiguous()
+
+        # 3. encode the condition, check the mask or the prompts that make it
+        condition = self.encode_condition(prompt, condition_audio, condition_audio_sampling_rate, n)
+        k = self.vampnet.config.num_codebooks
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.bool, device=device)
+            mask = mask[None] if mask.ndim == 2 else mask
+            if mask.shape[1:] != (k, codes.shape[-1]) or mask.shape[0] not in (1, n):
+                raise GeneratorError(f"mask must be ({n} or 1, {k}, {codes.shape[-1]}), got {tuple(mask.shape)}")
+            given = mask.expand(n, -1, -1)
+
+            def draw_mask():
+                return given
+        elif audio is None:
+            def draw_mask():
+                return M.full_mask(codes[:, :k])
+        else:
+            def draw_mask():
+                return self.build_mask(codes, waveform, generator=generator, **recipe).to(device)
+            draw_mask()  # a bad recipe fails here, before any sampling
+        return codes, waveform, condition, draw_mask
+
+    def _output(self, codes, mask, samples: int | None, output_type: str, return_dict: bool):
+        """Step 6 of a call: decode the codes."""
+        self._progress.close()
+        n = codes.shape[0]
+        audio = self.codec.decode(codes[None].to(self.codec.device), [None] * n).audio_values.float()
+        if samples is not None:
+            audio = audio[..., :samples]
+        self.maybe_free_model_hooks()
+        audios = audio.cpu().numpy() if output_type == "np" else audio
+        if not return_dict:
+            return (audios,)
+        bps = M.bits_per_second(mask, self.vampnet.config.codebook_size, self.frame_rate)
+        return VampNetPipelineOutput(audios=audios, codes=codes.cpu(), mask=mask.cpu(), bits_per_second=bps)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -233,90 +324,71 @@ class VampNetPipeline(DiffusionPipeline):
         """Vamp on ``audio`` (samples,) or (channels, samples) at ``sampling_rate``.
 
         Returns :class:`VampNetPipelineOutput`; ``num_waveforms_per_prompt`` variations of the
-        input (each its own mask draw where the recipe is random, and its own samples).
+        input (each its own samples, and its own mask draw where the recipe is random).
         ``callback_on_step_end(pipe, step, step, {"codes": ..., "mask": ...})`` runs after each
         sampling pass; ``pipe._interrupt = True`` stops early (the rest is filled from that pass).
         """
-        # 1. check inputs
-        if output_type not in ("np", "pt"):
-            raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        if not (isinstance(num_waveforms_per_prompt, int) and num_waveforms_per_prompt >= 1):
-            raise GeneratorError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}")
+        recipe = dict(prefix_s=prefix_s, suffix_s=suffix_s, periodic_prompt=periodic_prompt,
+                      periodic_width=periodic_width, periodic_random_roll=periodic_random_roll,
+                      beat_mask_width_ms=beat_mask_width_ms, onset_mask_width_ms=onset_mask_width_ms,
+                      upper_codebook_mask=upper_codebook_mask, keep_lower_codebooks=keep_lower_codebooks,
+                      dropout=dropout)  # fmt: skip
         options = VampSamplingOptions(num_steps=num_inference_steps, temperature=temperature,
                                       mask_temperature=mask_temperature, typical_mass=typical_mass, top_p=top_p,
                                       guidance_scale=guidance_scale)  # fmt: skip
-        try:
-            options.validate()
-        except ValueError as e:
-            raise GeneratorError(str(e)) from None
         self._interrupt = False
-        n, device = num_waveforms_per_prompt, self.vampnet.device
-
-        # 2. encode the input audio (or start from nothing but mask tokens)
-        if audio is not None:
-            codes = self.encode_audio(audio, sampling_rate)
-            waveform = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)[0]
-        else:
-            if not (isinstance(audio_length_in_s, (int, float)) and 0 < audio_length_in_s <= 600):
-                raise GeneratorError("give audio (with sampling_rate) or audio_length_in_s in (0, 600] seconds")
-            frames = math.ceil(audio_length_in_s * self.frame_rate)
-            codes, waveform = torch.zeros(1, self.num_codebooks, frames, dtype=torch.long, device=device), None
-        codes = codes.to(device).expand(n, -1, -1).contiguous()
-
-        # 3. encode the condition
-        condition = self.encode_condition(prompt, condition_audio, condition_audio_sampling_rate, n)
-
+        # 1.-3. check inputs, encode the audio and the condition
+        codes, waveform, condition, draw_mask = self._prepare(
+            audio, sampling_rate, prompt, audio_length_in_s, recipe, mask, condition_audio,
+            condition_audio_sampling_rate, options, num_waveforms_per_prompt, generator, output_type)
         # 4. build the mask from the prompts
-        k = self.vampnet.config.num_codebooks
-        if mask is not None:
-            mask = torch.as_tensor(mask, dtype=torch.bool, device=device)
-            if mask.ndim == 2:
-                mask = mask[None]
-            if mask.shape[1:] != (k, codes.shape[-1]) or mask.shape[0] not in (1, n):
-                raise GeneratorError(f"mask must be ({n} or 1, {k}, {codes.shape[-1]}), got {tuple(mask.shape)}")
-            mask = mask.expand(n, -1, -1)
-        elif audio is None:
-            mask = M.full_mask(codes[:, :k])
-        else:
-            mask = self.build_mask(codes, waveform, prefix_s, suffix_s, periodic_prompt, periodic_width,
-                                   periodic_random_roll, beat_mask_width_ms, onset_mask_width_ms,
-                                   upper_codebook_mask, keep_lower_codebooks, dropout, generator)
-        mask = mask.to(device)
-
+        mask = draw_mask()
         # 5. vamp: the coarse codebooks, then the fine ones where the coarse changed
-        windows = math.ceil(codes.shape[-1] / self.vampnet.config.context_frames)
-        fine_windows = (math.ceil(codes.shape[-1] / self.coarse_to_fine.config.context_frames)
-                        if self.coarse_to_fine is not None else 0)
-        self._num_timesteps = windows * options.num_steps + fine_windows * coarse_to_fine_steps
-        progress = self.progress_bar(total=self._num_timesteps)
-        done = [0]
-
-        def on_step(step, current):
-            done[0] += 1
-            progress.update(1)
-            if callback_on_step_end is not None:
-                callback_on_step_end(self, done[0] - 1, done[0] - 1, {"codes": current, "mask": mask})
-            return self._interrupt
-
-        coarse = self._vamp_windows(self.vampnet, codes[:, :k], mask, options, generator, condition, on_step)
-        codes = torch.cat([coarse, codes[:, k:]], dim=1)
-        if self.coarse_to_fine is not None and not self._interrupt:
-            changed = mask.any(dim=1, keepdim=True).expand(-1, codes.shape[1], -1)
-            fine_mask = M.keep_lower_codebooks(changed, k)
-            fine_options = VampSamplingOptions(**{**options.__dict__, "num_steps": coarse_to_fine_steps,
-                                                  "guidance_scale": 1.0})
-            codes = self._vamp_windows(self.coarse_to_fine, codes, fine_mask, fine_options, generator, None, on_step)
-        progress.close()
-
+        self._start_progress(codes.shape[-1], options, coarse_to_fine_steps, passes=1)
+        codes = self._vamp(codes, mask, options, coarse_to_fine_steps, generator, condition, callback_on_step_end)
         # 6. decode
-        audio_out = self.codec.decode(codes[None].to(self.codec.device), [None] * n).audio_values.float()
-        if waveform is not None:
-            audio_out = audio_out[..., : waveform.shape[-1]]
-        elif audio_length_in_s is not None:
-            audio_out = audio_out[..., : int(round(audio_length_in_s * self.sampling_rate))]
-        self.maybe_free_model_hooks()
-        audios = audio_out.cpu().numpy() if output_type == "np" else audio_out
-        bps = M.bits_per_second(mask, self.vampnet.config.codebook_size, self.frame_rate)
-        if not return_dict:
-            return (audios,)
-        return VampNetPipelineOutput(audios=audios, codes=codes.cpu(), mask=mask.cpu(), bits_per_second=bps)
+        samples = (waveform.shape[-1] if waveform is not None else int(round(audio_length_in_s * self.sampling_rate)))
+        return self._output(codes, mask, samples, output_type, return_dict)
+
+    @torch.no_grad()
+    def loop(self, audio, sampling_rate: int | None = None, num_loops: int = 4, feedback: float = 0.5,
+             generator: torch.Generator | None = None, output_type: str = "np", return_dict: bool = True,
+             callback_on_step_end=None, num_inference_steps: int = 24, coarse_to_fine_steps: int = 12,
+             temperature: float = 1.0, mask_temperature: float = 10.5, typical_mass: float | None = 0.15,
+             top_p: float | None = None, guidance_scale: float = 1.0, prompt: str | None = None,
+             condition_audio=None, condition_audio_sampling_rate: int | None = None, mask=None, **recipe):
+        """Unloop: vamp the loop ``audio`` ``num_loops`` times, each pass from the last.
+
+        Before each pass after the first, every token is the last pass's with probability
+        ``feedback`` and the input's otherwise: 1 drifts further each time, 0 makes independent
+        variations of the input. ``recipe`` takes the prompt keywords of ``__call__``
+        (``periodic_prompt``, ``upper_codebook_mask``, ...; the mask is drawn again each pass).
+        ``.audios`` is (1, channels, num_loops x the input's length): the passes one after another.
+        """
+        if isinstance(num_loops, bool) or not isinstance(num_loops, int) or not 1 <= num_loops <= 64:
+            raise GeneratorError(f"num_loops must be an integer in [1, 64], got {num_loops!r}")
+        if not (isinstance(feedback, (int, float)) and 0 <= feedback <= 1):
+            raise GeneratorError(f"feedback must be in [0, 1], got {feedback!r}")
+        known = {"prefix_s", "suffix_s", "periodic_prompt", "periodic_width", "periodic_random_roll",
+                 "beat_mask_width_ms", "onset_mask_width_ms", "upper_codebook_mask", "keep_lower_codebooks", "dropout"}
+        if set(recipe) - known:
+            raise GeneratorError(f"unknown loop arguments: {', '.join(sorted(set(recipe) - known))}")
+        options = VampSamplingOptions(num_steps=num_inference_steps, temperature=temperature,
+                                      mask_temperature=mask_temperature, typical_mass=typical_mass, top_p=top_p,
+                                      guidance_scale=guidance_scale)  # fmt: skip
+        self._interrupt = False
+        original, waveform, condition, draw_mask = self._prepare(
+            audio, sampling_rate, prompt, None, recipe, mask, condition_audio, condition_audio_sampling_rate,
+            options, 1, generator, output_type)
+        self._start_progress(original.shape[-1], options, coarse_to_fine_steps, passes=num_loops)
+        current, passes, masks = original, [], []
+        for _ in range(num_loops):
+            if self._interrupt:
+                break
+            masks.append(draw_mask())
+            passes.append(self._vamp(current, masks[-1], options, coarse_to_fine_steps, generator, condition,
+                                     callback_on_step_end))
+            carried = torch.rand(original.shape, generator=generator).to(original.device) < feedback
+            current = torch.where(carried, passes[-1], original)
+        codes, mask = torch.cat(passes, dim=-1), torch.cat(masks, dim=-1)
+        return self._output(codes, mask, waveform.shape[-1] * len(passes), output_type, return_dict)
