@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from hf_musiccodec.audio.io import load_audio
+from hf_musiccodec.audio.io import audio_info, load_audio
 from hf_musiccodec.data.manifest import read_manifest_records
 from hf_musiccodec.metrics import ClapAudioEmbedding, MelStatsEmbedding, embed_audio, frechet_distance, mel_distance
 from hf_musiccodec.metrics.benchmark_cli import run_benchmark
@@ -170,7 +170,8 @@ def load_clips(data, split: str, n: int, seconds: float, offset: float, seed: in
     clips, used = [], []
     for i in np.random.default_rng(seed).permutation(len(rows)):
         r = rows[int(i)]
-        if r.get("duration") is not None and float(r["duration"]) < offset + seconds:
+        info = None if r.get("duration") is not None else audio_info(r["path"])  # a missing file raises here
+        if (float(r["duration"]) if info is None else info.frames / info.samplerate) < offset + seconds:
             continue
         audio, _ = load_audio(r["path"], sampling_rate=sr, channels=channels, offset=offset, duration=seconds)
         if audio.shape[-1] < want:
@@ -251,6 +252,9 @@ class Measures:
         sr = self.pipe.sampling_rate
         self.reference = {k: embed_audio(self.clips, sr, e) for k, e in self.embeddings.items()}
         self.codes = [self.pipe.encode_audio(c, sr).cpu() for c in self.clips]
+        # untimed warm-up: one-time costs (librosa's first beat/onset call, CUDA kernels) stay out of s/clip
+        self.pipe(self.clips[0], sampling_rate=sr, num_inference_steps=1, beat_mask_width_ms=75.0,
+                  onset_mask_width_ms=75.0, generator=torch.Generator().manual_seed(self.seed))
 
     def row(self, recipe: Recipe, steps: int) -> Row:
         key = (recipe.name, steps)

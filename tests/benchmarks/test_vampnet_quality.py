@@ -16,7 +16,7 @@ from tests.pipelines.test_pipeline_utils import arpeggio
 
 SR = 24_000
 SECONDS = 1.5
-# (split, seconds, tempo, key): the 0.5 s validation file is too short for a 1.5 s clip.
+# (split, seconds, tempo, key): the 0.5 s validation file is too short for a 1.5 s clip; 2 of the 3 others are drawn.
 FILES = [("validation", 2.0, 120.0, "C major"), ("validation", 2.0, 90.0, "A minor"), ("validation", 0.5, 100.0, "G major"),
          ("validation", 2.0, 140.0, "D minor"), ("train", 2.0, 110.0, "F major")]
 
@@ -38,8 +38,10 @@ def inputs(tmp_path_factory):
         for i, (split, seconds, tempo, key) in enumerate(FILES):
             sf.write(root / "data" / "audio" / f"clip{i}.wav",
                      arpeggio(tempo, key, seconds, SR, 0.005 * rng.standard_normal(int(seconds * SR))), SR)
-            f.write(json.dumps({"path": f"audio/clip{i}.wav", "caption": f"an arpeggio in {key}", "split": split,
-                                "duration": seconds}) + "\n")
+            row = {"path": f"audio/clip{i}.wav", "caption": f"an arpeggio in {key}", "split": split, "duration": seconds}
+            if i == 0:  # no duration: the benchmark reads the file's header
+                del row["duration"]
+            f.write(json.dumps(row) + "\n")
     tiny_vampnet_pipeline(with_clap=False).save_pretrained(root / "vampnet")
     save_tiny_clap(root / "clap", 16_000)
     return root / "data", root / "vampnet", root / "clap"
@@ -62,8 +64,8 @@ def test_tables_and_json(vq, inputs, tmp_path, capsys):
     assert "- kept tokens equal %: " in out and "- recon, same frames: " in out
 
     result = json.loads(out_json.read_text())
-    assert len(result["clips"]) == 2 and all("clip2" not in c["path"] and "clip4" not in c["path"]
-                                             for c in result["clips"])  # too short, and not held out
+    # seeded order clip2 (too short: skipped), clip0 (no duration in the manifest), clip1; clip4 is not held out
+    assert [c["path"].rsplit("/", 1)[-1] for c in result["clips"]] == ["clip0.wav", "clip1.wav"]
     rows = {r["name"]: r for r in result["recipe_rows"]}
     assert list(rows) == list(vq.RECIPES) and list(result["recipes"]) == list(vq.RECIPES)
     for name, r in rows.items():
@@ -133,3 +135,7 @@ def test_bad_inputs_are_one_line(vq, inputs, tmp_path, capsys):
     assert "unknown recipe" in _error(vq, capsys, _argv(inputs, "--passes-recipe", "nope"))
     assert "no rows with split 'test'" in _error(vq, capsys, _argv(inputs, "--split", "test"))
     assert "FAD needs at least 2" in _error(vq, capsys, _argv(inputs, "--seconds", "5"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.jsonl").write_text(json.dumps({"path": "gone.wav", "split": "validation"}) + "\n")
+    assert "gone.wav" in _error(vq, capsys, _argv(inputs, "--data", str(broken)))
