@@ -110,14 +110,17 @@ COLUMNS = {
     "kept_mel_reconstruction": ("recon, same frames", "the codec reconstruction's kept mel on the same frames of "
                                 "the same clips: what the kept region would score if nothing were generated; "
                                 "kept mel above it = generated neighbours leaking into the kept audio through "
-                                "the decoder's receptive field"),
+                                "the decoder's receptive field (and the STFT windows: up to 2048 samples, so for "
+                                "the 1-frame spans of periodic prompts both numbers mostly see generated audio; "
+                                "the measure is sharpest for long spans: inpainting, continuation)"),
     "kept_frames": ("kept frames %", "share of codec frames fully kept, mean over clips"),
     "kept_equal": ("kept tokens equal %", "share of kept tokens (the coarse ones the mask keeps, plus every fine "
                    "codebook of fully kept frames) equal to the input's codes in the output's codes: must be 100; "
                    "'—' when nothing is kept"),
     "fad_clap": ("FAD (clap)", "Fréchet distance of the outputs to the reference set (the held-out input clips "
                  "themselves), CLAP audio embedding, one vector per clip; lower is better; biased upward for "
-                 "small sets, so compare rows of equal n only"),
+                 "small sets (n clips < the embedding's dimension: the covariances are rank-deficient and "
+                 "regularised), so compare rows of equal n only"),
     "fad_mel": ("FAD (mel-stats)", "same with the non-learned 'mel-stats' embedding (log-mel band mean/std per "
                 "1 s window)"),
     "s_per_clip": ("s/clip", "wall seconds of one pipeline call (encode, vamp, decode), mean over clips"),
@@ -189,16 +192,20 @@ def load_clips(data, split: str, n: int, seconds: float, offset: float, seed: in
 # --------------------------------------------------------------------------- measures
 
 
-def load_pipeline(folder, device: str):
+def pipeline_folder(folder) -> Path:
     folder = Path(folder)
     index = folder / "model_index.json"
     if not index.is_file():
         raise BenchmarkError(f"--pipeline {folder} does not exist or has no model_index.json")
     if json.loads(index.read_text()).get("_class_name") != "VampNetPipeline":
         raise BenchmarkError(f"--pipeline {folder} is not a VampNetPipeline folder")
+    return folder
+
+
+def load_pipeline(folder, device: str):
     from hf_musiccodec.pipelines.vampnet import VampNetPipeline
 
-    pipe = VampNetPipeline.from_pretrained(folder).to(device)
+    pipe = VampNetPipeline.from_pretrained(pipeline_folder(folder)).to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -304,7 +311,8 @@ class Measures:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog=NAME, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=str(REPO / "pipelines" / "vampnet"), help="VampNetPipeline folder")
     parser.add_argument("--clap", default=str(REPO / "pipelines" / "music-clap"), help="CLAP model folder (FAD)")
     parser.add_argument("--data", default=str(REPO / "data" / "music21"), help="render folder with manifest.jsonl")
@@ -333,7 +341,8 @@ def check_args(args) -> list[Recipe]:
     if not (math.isfinite(args.offset) and args.offset >= 0):
         raise BenchmarkError(f"--offset must be >= 0, got {args.offset:g}")
     if not all(1 <= s <= 256 for s in [*args.steps, args.recipe_steps]):
-        raise BenchmarkError(f"--steps and --recipe-steps must be in [1, 256], got {args.steps} and {args.recipe_steps}")
+        raise BenchmarkError(f"--steps and --recipe-steps must be in [1, 256], got {args.steps} and "
+                             f"{args.recipe_steps}")
     if args.threads < 1:
         raise BenchmarkError(f"--threads must be >= 1, got {args.threads}")
     names = args.recipes or list(RECIPES)
@@ -346,7 +355,8 @@ def check_args(args) -> list[Recipe]:
 def run(args) -> dict:
     recipes = check_args(args)
     torch.set_num_threads(args.threads)
-    manifest_path(args.data)  # cheap checks before loading models
+    pipeline_folder(args.pipeline)  # cheap checks before loading models
+    manifest_path(args.data)
     clap_model, clap_processor = load_clap(args.clap)
     pipe = load_pipeline(args.pipeline, args.device)
     clips, used = load_clips(args.data, args.split, args.num_clips, args.seconds, args.offset, args.seed,
