@@ -238,7 +238,10 @@ def _for_model(recipe: dict, pipe) -> dict:
 
 
 def _seed(seed) -> int:
-    return _number(seed, "Seed", integer=True, high=2**63 - 1)
+    seed = _number(seed, "Seed", integer=True, low=-math.inf)
+    if not 0 <= seed < 2**63:
+        raise _error(f"Seed must be a whole number from 0 to 2^63 - 1, got {seed}.", "Bad setting")
+    return seed
 
 
 def _generator(seed: int):
@@ -307,8 +310,8 @@ def mask_grid_image(mask, frame_rate: float, title: str, pass_frames: int | None
     ax.set_xlabel("time (s)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=10, loc="left")
-    fig.legend(handles=[Patch(color=KEPT_COLOR, label="kept (prompt)"), Patch(color=GENERATED_COLOR, label="generated")],
-               loc="outside right upper", fontsize=7, frameon=False)
+    handles = [Patch(color=KEPT_COLOR, label="kept (prompt)"), Patch(color=GENERATED_COLOR, label="generated")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     buf.seek(0)
@@ -341,7 +344,7 @@ def preview_mask(upload, prefix=DEFAULTS["prefix"], suffix=DEFAULTS["suffix"], p
     mask = build_mask(pipe, audio, sr, recipe, seed)
     bps, percent = mask_stats(mask, pipe)
     name = demo_support.display_name(Path(upload))
-    image = mask_grid_image(mask[0], pipe.frame_rate, f"mask of '{name}': {bps:.1f} bits/s kept")
+    image = mask_grid_image(mask[0], pipe.frame_rate, f"mask of '{name}' (token grid): {bps:.1f} bits/s kept")
     return MaskPreview(mask=mask, image=image, bits_per_second=bps, text=_stats_text(bps, percent, mask))
 
 
@@ -397,7 +400,8 @@ def _finish(pipe, out, source: np.ndarray, source_sr: int, name: str, stem: str,
     mask = out.mask[:1]
     bps = float(out.bits_per_second)
     _, percent = mask_stats(mask, pipe)
-    grid = mask_grid_image(mask[0], pipe.frame_rate, f"{title}: {bps:.1f} bits/s kept", pass_frames)
+    grid = mask_grid_image(mask[0], pipe.frame_rate, f"{title}, mask used (token grid): {bps:.1f} bits/s kept",
+                           pass_frames)
     mel_in, mel_out = demo_support.log_mel(source, source_sr), demo_support.log_mel(audio, sr)
     vmin, vmax = demo_support.color_range(mel_in, mel_out)
     spectrogram = demo_support.spectrogram_panels(
@@ -538,7 +542,7 @@ def _result_widgets(prefix: str, label: str):
         with gr.Column():
             player = gr.Audio(label=label, type="filepath", interactive=False, buttons=["download"],
                               elem_id=f"{prefix}-audio")
-            grid = gr.Image(label="Token grid of the mask used", type="pil", interactive=False,
+            grid = gr.Image(label="Token grid of the mask used", show_label=False, type="pil", interactive=False,
                             buttons=["download", "fullscreen"], elem_id=f"{prefix}-grid")
         with gr.Column():
             summary = gr.Markdown(elem_id=f"{prefix}-summary", padding=True)
@@ -600,8 +604,9 @@ def build_demo() -> gr.Blocks:
                     seed = gr.Number(value=DEFAULTS["seed"], precision=0, minimum=0, label="Seed", elem_id="seed")
                 show = gr.Button("Show mask", elem_id="show-mask", interactive=ready)
         with gr.Row(equal_height=True):
-            mask_grid = gr.Image(label="Mask: token grid (codebooks × time; blue kept, orange generated)", type="pil",
-                                 interactive=False, buttons=["download", "fullscreen"], elem_id="mask-grid", scale=3)
+            mask_grid = gr.Image(label="Mask: token grid (codebooks × time; blue kept, orange generated)",
+                                 show_label=False, type="pil", interactive=False, buttons=["download", "fullscreen"],
+                                 elem_id="mask-grid", scale=3)
             mask_info = gr.Markdown(elem_id="mask-info", padding=True)
         recipe = [upload, prefix, suffix, periodic, periodic_width, upper, beat_width, onset_width, dropout]
         with gr.Tabs():
@@ -611,7 +616,8 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Loop", id="loop-tab", elem_id="loop-tab"):
                 gr.Markdown("Unloop: vamp the clip again and again, each pass from the last; the passes play one "
                             "after another. Feedback is the share of each pass's tokens carried into the next "
-                            "(1 drifts further every time, 0 makes independent variations).")
+                            "(1 drifts further every time, 0 makes independent variations); it matters where the kept "
+                            "tokens change from pass to pass, with dropout.")
                 with gr.Row():
                     num_loops = gr.Slider(1, 16, value=DEFAULTS["num_loops"], step=1, label="Loops", elem_id="loops")
                     feedback = gr.Slider(0.0, 1.0, value=DEFAULTS["feedback"], step=0.05, label="Feedback",
