@@ -1,4 +1,4 @@
-"""The ``hf-musiccodec`` command line: ``compress``, ``decompress``, ``info`` and ``demo``.
+"""The ``hf-musiccodec`` command line: ``compress``, ``decompress``, ``info``, ``demo``, ``text-to-music`` and ``vamp``.
 
 Importing this package is cheap: torch and the models load only when a command runs.
 """
