@@ -478,8 +478,9 @@ def unloop(upload, prefix=DEFAULTS["prefix"], suffix=DEFAULTS["suffix"], periodi
            beat_width=DEFAULTS["beat_width"], onset_width=DEFAULTS["onset_width"], dropout=DEFAULTS["dropout"],
            steps=DEFAULTS["steps"], seed=DEFAULTS["seed"], prompt=None, num_loops=DEFAULTS["num_loops"],
            feedback=DEFAULTS["feedback"], *, folder=None, progress=None) -> VampResult:
-    """Unloop ``upload``: ``num_loops`` passes one after another, each vamping the last (a token is
-    the last pass's with probability ``feedback``, the input's otherwise); the mask is drawn anew each pass."""
+    """Unloop ``upload``: ``num_loops`` passes one after another, each vamping the last
+    (each pass also keeps the tokens the last one generated with probability ``feedback``); the mask is drawn
+    anew each pass."""
     recipe, steps, seed, prompt, audio, sr, pipe = _common(
         upload, (prefix, suffix, periodic, periodic_width, upper_codebook_mask, beat_width, onset_width, dropout),
         steps, seed, prompt, folder)
@@ -615,9 +616,9 @@ def build_demo() -> gr.Blocks:
                 vamp_outputs = _result_widgets("vamped", "Vamped clip")
             with gr.Tab("Loop", id="loop-tab", elem_id="loop-tab"):
                 gr.Markdown("Unloop: vamp the clip again and again, each pass from the last; the passes play one "
-                            "after another. Feedback is the share of each pass's tokens carried into the next "
-                            "(1 drifts further every time, 0 makes independent variations); it matters where the kept "
-                            "tokens change from pass to pass, with dropout.")
+                            "after another. Feedback is the share of the tokens a pass generated that the next pass keeps "
+                            "as prompt: 0 makes each pass a fresh variation around your prompt, values near 1 let the "
+                            "loop evolve slowly, 1 repeats the first pass.")
                 with gr.Row():
                     num_loops = gr.Slider(1, 16, value=DEFAULTS["num_loops"], step=1, label="Loops", elem_id="loops")
                     feedback = gr.Slider(0.0, 1.0, value=DEFAULTS["feedback"], step=0.05, label="Feedback",

@@ -42,7 +42,7 @@ def add_vamp_command(sub) -> None:
     s.add_argument("--variations", metavar="N", type=int, default=1, help="outputs to write (default 1)")
     s.add_argument("--loops", metavar="N", type=int, help="unloop: vamp N times, each pass from the last")
     s.add_argument("--feedback", metavar="F", type=float,
-                   help="with --loops: share of each pass carried into the next (0-1, default 0.5)")
+                   help="with --loops: share of the tokens a pass generated that the next keeps (0-1, default 0.5)")
     s.add_argument("--prompt", metavar="TEXT", help="steer with a text (models trained with the CLAP condition)")
     p.set_defaults(handler=run)
 

@@ -357,13 +357,16 @@ class VampNetPipeline(DiffusionPipeline):
              temperature: float = 1.0, mask_temperature: float = 10.5, typical_mass: float | None = 0.15,
              top_p: float | None = None, guidance_scale: float = 1.0, prompt: str | None = None,
              condition_audio=None, condition_audio_sampling_rate: int | None = None, mask=None, **recipe):
-        """Unloop: vamp the loop ``audio`` ``num_loops`` times, each pass from the last.
+        """Unloop: vamp the loop ``audio`` ``num_loops`` times, each pass on the last one's output.
 
-        Before each pass after the first, every token is the last pass's with probability
-        ``feedback`` and the input's otherwise: 1 drifts further each time, 0 makes independent
-        variations of the input. ``recipe`` takes the prompt keywords of ``__call__``
-        (``periodic_prompt``, ``upper_codebook_mask``, ...; the mask is drawn again each pass).
-        ``.audios`` is (1, channels, num_loops x the input's length): the passes one after another.
+        Each pass keeps the recipe's prompt tokens (``recipe`` takes the prompt keywords of
+        ``__call__``: ``periodic_prompt``, ``upper_codebook_mask``, ...; the mask is drawn again
+        each pass, so ``periodic_random_roll`` or ``dropout`` move the prompt onto generated
+        material) and, after the first pass, also keeps each token the last pass generated with
+        probability ``feedback``: 0 regenerates all of them (every pass a fresh variation around
+        the prompt), values near 1 let the loop evolve slowly, 1 repeats the first pass.
+        ``.audios`` is (1, channels, num_loops x the input's length): the passes one after another;
+        ``.mask`` the masks actually used, side by side.
         """
         if isinstance(num_loops, bool) or not isinstance(num_loops, int) or not 1 <= num_loops <= 64:
             raise GeneratorError(f"num_loops must be an integer in [1, 64], got {num_loops!r}")
@@ -382,13 +385,16 @@ class VampNetPipeline(DiffusionPipeline):
             options, 1, generator, output_type)
         self._start_progress(original.shape[-1], options, coarse_to_fine_steps, passes=num_loops)
         current, passes, masks = original, [], []
-        for _ in range(num_loops):
+        for i in range(num_loops):
             if self._interrupt:
                 break
-            masks.append(draw_mask())
-            passes.append(self._vamp(current, masks[-1], options, coarse_to_fine_steps, generator, condition,
-                                     callback_on_step_end))
-            carried = torch.rand(original.shape, generator=generator).to(original.device) < feedback
-            current = torch.where(carried, passes[-1], original)
+            mask = draw_mask()
+            if i > 0 and feedback > 0:  # carry part of what the last pass generated as prompt
+                carried = torch.rand(mask.shape, generator=generator).to(mask.device) < feedback
+                mask = mask & ~carried
+            masks.append(mask)
+            current = self._vamp(current, mask, options, coarse_to_fine_steps, generator, condition,
+                                 callback_on_step_end)
+            passes.append(current)
         codes, mask = torch.cat(passes, dim=-1), torch.cat(masks, dim=-1)
         return self._output(codes, mask, waveform.shape[-1] * len(passes), output_type, return_dict)
