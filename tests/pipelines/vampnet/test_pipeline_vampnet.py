@@ -309,11 +309,24 @@ def test_loop(pipe):
                       **FAST)  # fmt: skip
     assert torch.equal(out.codes, again.codes)
 
-    # nothing generated and no feedback: every pass is the input's codes
-    keep_all = torch.zeros(2, t, dtype=torch.bool)
-    out = pipe.loop(audio, sampling_rate=SR, num_loops=2, feedback=0.0, mask=keep_all, generator=seeded(), **FAST)
+
+def test_loop_passes_follow_each_other_at_the_input_period(pipe):
+    """Nothing generated and no feedback: every pass is the input's codes, and pass i starts at
+    exactly i x the input's length (the padding of the input's last frame is not repeated)."""
+    audio = tone(0.5)  # 12000 samples: 37.5 frames of 320, encoded as 38
+    n = len(audio)
     original = input_codes(pipe, audio)
+    t = original.shape[-1]
+    assert t * 320 != n
+    keep_all = torch.zeros(2, t, dtype=torch.bool)
+    out = pipe.loop(audio, sampling_rate=SR, num_loops=4, feedback=0.0, mask=keep_all, generator=seeded(), **FAST)
     assert all(torch.equal(p, original) for p in out.codes.split(t, dim=-1))
+    assert out.audios.shape == (1, 1, 4 * n)
+    x = out.audios[0, 0]
+    reconstruction = pipe.codec.decode(original[None], [None]).audio_values[0, 0, :n].numpy()
+    assert np.allclose(x[:n], reconstruction, atol=1e-5)
+    for i in (1, 2):  # once the decoder's state has settled, the passes repeat with the input's period
+        assert np.allclose(x[i * n:(i + 1) * n], x[(i + 1) * n:(i + 2) * n], atol=1e-4)
 
 
 @pytest.mark.parametrize("feedback", [0.0, 1.0])
