@@ -162,6 +162,7 @@ def test_empty_mask_is_the_codec_reconstruction(pipe):
                callback_on_step_end=lambda p, i, s, kw: steps.append(i) or kw, **FAST)  # fmt: skip
     assert torch.equal(out.codes, input_codes(pipe, audio))  # the fine codebooks too: nothing changed
     assert out.bits_per_second == pytest.approx(4 * 2 * 75)
+    assert steps == list(range(pipe.num_timesteps)) and pipe.num_timesteps == 4 + 2
     reconstruction = pipe.codec.decode(input_codes(pipe, audio)[None], [None]).audio_values[..., :SR]
     assert np.allclose(out.audios, reconstruction.numpy(), atol=1e-5)
 
@@ -252,6 +253,12 @@ def test_audio_longer_than_the_context_is_vamped_in_windows(pipe):
     out = pipe(audio, sampling_rate=SR, periodic_prompt=5, generator=seeded(), **FAST)
     assert torch.equal(out.mask, M.periodic_mask(input_codes(pipe, audio)[:, :2], 5))
     assert_kept(pipe, out, audio)
+    # a window with nothing to generate (the prefix covers it) still counts its passes
+    steps = []
+    out = pipe(audio, sampling_rate=SR, prefix_s=1.0, generator=seeded(),
+               callback_on_step_end=lambda p, i, s, kw: steps.append(i) or kw, **FAST)  # fmt: skip
+    assert steps == list(range(pipe.num_timesteps)) and pipe.num_timesteps == 18
+    assert torch.equal(out.codes[..., :75], input_codes(pipe, audio)[..., :75])
 
 
 def test_coarse_to_fine_only_changes_fine_codebooks_where_the_coarse_changed(pipe, plain):
