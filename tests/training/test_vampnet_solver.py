@@ -190,3 +190,19 @@ def test_config_file_and_unknown_keys(workspace, tmp_path):
         VampNetTrainingConfig.load(None, ["num_codebook=3"])
     with pytest.raises(ValueError, match="condition_prob"):
         VampNetTrainingConfig.load(None, ["condition_prob=2"])
+
+
+def test_command_line_trains_and_init_from_fine_tunes_the_export(workspace, tmp_path):
+    from hf_musiccodec.training.train_vampnet import main
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v
+                                for k, v in _config(workspace, tmp_path / "cli").to_dict().items()}))
+    main(["--config", str(path), "--set", "max_steps=2", "save_every=2", "use_conditions=false"])
+    folder = tmp_path / "cli" / "model"
+    assert json.loads((folder / "training_state.json").read_text())["step"] == 2
+    exported = VampNetPipeline.from_pretrained(folder).vampnet.state_dict()
+    for init_from in (folder, folder / "vampnet"):  # a pipeline folder or the model folder itself
+        solver = VampNetSolver(_config(workspace, tmp_path / "tune", init_from=str(init_from), max_steps=0))
+        start = solver.accelerator.unwrap_model(solver.vampnet).state_dict()
+        assert start.keys() == exported.keys() and all(torch.equal(start[k], exported[k]) for k in start)
