@@ -273,13 +273,16 @@ class VampNetPipeline(DiffusionPipeline):
             draw_mask()  # a bad recipe fails here, before any sampling
         return codes, waveform, condition, draw_mask
 
-    def _output(self, codes, mask, samples: int | None, output_type: str, return_dict: bool):
-        """Step 6 of a call: decode the codes."""
+    def _output(self, codes, mask, samples: int | None, output_type: str, return_dict: bool, passes: int = 1):
+        """Step 6 of a call: decode the codes (``passes`` equal parts of a loop, each cut to ``samples``)."""
         self._progress.close()
         n = codes.shape[0]
         audio = self.codec.decode(codes[None].to(self.codec.device), [None] * n).audio_values.float()
         if samples is not None:
-            audio = audio[..., :samples]
+            # each pass's frames cover its samples and the encoder's padding up to a whole frame: drop
+            # that padding from every pass, so that pass i starts at i x samples (a loop keeps its period)
+            per_pass = audio.shape[-1] // passes
+            audio = torch.cat([audio[..., i * per_pass: i * per_pass + samples] for i in range(passes)], dim=-1)
         self.maybe_free_model_hooks()
         audios = audio.cpu().numpy() if output_type == "np" else audio
         if not return_dict:
@@ -397,4 +400,4 @@ class VampNetPipeline(DiffusionPipeline):
                                  callback_on_step_end)
             passes.append(current)
         codes, mask = torch.cat(passes, dim=-1), torch.cat(masks, dim=-1)
-        return self._output(codes, mask, waveform.shape[-1] * len(passes), output_type, return_dict)
+        return self._output(codes, mask, waveform.shape[-1], output_type, return_dict, passes=len(passes))

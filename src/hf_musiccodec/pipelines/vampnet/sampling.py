@@ -91,8 +91,9 @@ def vamp(model, codes: torch.Tensor, mask: torch.Tensor, options: VampSamplingOp
     """Codes with the masked tokens of ``codes`` (batch, num_codebooks, frames) generated.
 
     ``mask`` (same shape, True = generate) never touches the model's conditioning codebooks.
-    ``on_step(i, codes)`` runs after each pass with the current codes (mask tokens where still
-    masked); returning True stops early, and the tokens still masked take that pass's samples.
+    ``on_step(i, codes)`` runs after each of the ``num_steps`` passes with the current codes (mask
+    tokens where still masked), also after passes that had nothing left to fill; returning True
+    stops early, and the tokens still masked take that pass's samples.
     """
     options = options or VampSamplingOptions()
     options.validate()
@@ -107,8 +108,10 @@ def vamp(model, codes: torch.Tensor, mask: torch.Tensor, options: VampSamplingOp
     masked_at_start = mask[:, n_cond:].flatten(1).sum(1)
     for i in range(options.num_steps):
         still = z[:, n_cond:] == mask_id
-        if not still.any():
-            break
+        if not still.any():  # nothing left to fill: the pass is done without the model
+            if on_step is not None and on_step(i, z):
+                break
+            continue
         tokens, log_probs = _sample(_logits(model, z, condition_embeds, options.guidance_scale), options, generator)
         progress = (i + 1) / options.num_steps
         # how many stay masked after this pass: the schedule, but at least one fewer than now
