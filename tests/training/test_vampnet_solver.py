@@ -151,13 +151,22 @@ def test_without_conditions_and_coarse_to_fine(workspace, tmp_path):
     pipe.set_progress_bar_config(disable=True)
     assert pipe(audio_length_in_s=0.5, num_inference_steps=3).audios.shape == (1, 1, SR // 2)
 
+    with pytest.raises(ValueError, match="coarse_pipeline"):
+        _config(workspace, tmp_path / "c2f", num_codebooks=4, num_conditioning_codebooks=2).validate()
     solver = VampNetSolver(_config(workspace, tmp_path / "c2f", num_codebooks=4, num_conditioning_codebooks=2,
-                                   max_steps=2, save_every=2, validate_every=2))  # fmt: skip
+                                   coarse_pipeline=str(folder), max_steps=2, save_every=2, validate_every=2))
     model = solver.accelerator.unwrap_model(solver.vampnet)
     assert model.config.num_predicted_codebooks == 2 and model.config.condition_dim == 16
-    solver.fit()
+    exported = solver.fit()
     metrics = solver.validate()
     assert all(math.isfinite(v) for v in metrics.values())
+    # the export pairs the coarse pipeline's model with the trained coarse-to-fine one
+    both = VampNetPipeline.from_pretrained(exported)
+    both.set_progress_bar_config(disable=True)
+    assert both.vampnet.config.num_codebooks == 2 and both.coarse_to_fine.config.num_conditioning_codebooks == 2
+    out = both(np.sin(np.arange(SR) / SR * 2 * np.pi * 330).astype(np.float32) * 0.3, sampling_rate=SR,
+               prefix_s=0.5, num_inference_steps=2, coarse_to_fine_steps=2)
+    assert out.codes.shape[1] == 4 and out.bits_per_second > 0
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -173,7 +182,7 @@ def test_bad_config_values_raise_value_error(workspace, tmp_path, kw, match):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(num_codebooks=5), "codebooks"),
-    (dict(num_conditioning_codebooks=2), "num_conditioning_codebooks"),
+    (dict(num_conditioning_codebooks=2, coarse_pipeline="x"), "num_conditioning_codebooks"),
     (dict(hidden_size=30), "hidden_size"),
 ])  # fmt: skip
 def test_bad_model_options_raise_value_error(workspace, tmp_path, kw, match):

@@ -39,6 +39,8 @@ class VampNetTrainingConfig(BaseTrainingConfig):
     num_codebooks: int = 4                        # the codec's lowest codebooks the model reads
     num_conditioning_codebooks: int = 0           # > 0: a coarse-to-fine model (those are always given)
     init_from: str | None = None                  # a VampNetPipeline folder or VampNet model folder to fine-tune
+    coarse_pipeline: str | None = None            # coarse-to-fine runs: the VampNetPipeline whose coarse model
+                                                  # the export pairs with the trained one
     hidden_size: int = 256
     num_layers: int = 6
     num_heads: int = 4
@@ -67,6 +69,9 @@ class VampNetTrainingConfig(BaseTrainingConfig):
             raise ValueError(f"condition_prob must be in [0, 1], got {self.condition_prob}")
         if self.crop_seconds <= 0:
             raise ValueError("crop_seconds must be positive")
+        if self.num_conditioning_codebooks > 0 and not self.coarse_pipeline:
+            raise ValueError("a coarse-to-fine run (num_conditioning_codebooks > 0) needs coarse_pipeline: the "
+                             "VampNetPipeline whose coarse model its export pairs with")
 
 
 class VampNetSolver(BaseSolver):
@@ -176,7 +181,16 @@ class VampNetSolver(BaseSolver):
 
     # ------------------------------------------------------------------ export
     def export_model(self):
+        """A VampNetPipeline: the trained model as ``vampnet`` or, for a coarse-to-fine run, as
+        ``coarse_to_fine`` beside the coarse model of ``coarse_pipeline``."""
         from hf_musiccodec.pipelines.vampnet.pipeline_vampnet import VampNetPipeline
 
-        clap, clap_processor = clap_for_export(self.cfg.clap) if self._unwrapped().config.condition_dim else (None, None)
-        return VampNetPipeline(codec=self.codec, vampnet=self._unwrapped(), clap=clap, clap_processor=clap_processor)
+        model = self._unwrapped()
+        if model.config.num_conditioning_codebooks:
+            if "_coarse" not in self.__dict__:
+                self._coarse = VampNetPipeline.from_pretrained(self.cfg.coarse_pipeline)
+            coarse = self._coarse
+            return VampNetPipeline(codec=self.codec, vampnet=coarse.vampnet, coarse_to_fine=model, clap=coarse.clap,
+                                   clap_processor=coarse.clap_processor)
+        clap, clap_processor = clap_for_export(self.cfg.clap) if model.config.condition_dim else (None, None)
+        return VampNetPipeline(codec=self.codec, vampnet=model, clap=clap, clap_processor=clap_processor)

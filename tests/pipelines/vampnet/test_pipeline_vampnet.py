@@ -390,6 +390,7 @@ def _bad(**kw):
     (_bad(), "audio_length_in_s"),
     (_bad(audio_length_in_s=0), "audio_length_in_s"),
     (_bad(audio_length_in_s=float("nan")), "audio_length_in_s"),
+    (_bad(audio_length_in_s=1.0, prefix_s=0.5, periodic_prompt=3), "periodic_prompt, prefix_s need input audio"),
 ])  # fmt: skip
 def test_bad_input_is_a_one_line_generator_error(pipe, kwargs, message):
     with pytest.raises(GeneratorError, match=message) as info:

@@ -185,6 +185,9 @@ class VampNetModel(VampNetPreTrainedModel):
             if padding_mask is not None:
                 scored = scored & padding_mask[:, None, :].to(torch.bool)
             targets = labels[:, n_cond:].masked_fill(~scored, -100)
-            loss = F.cross_entropy(logits.float().reshape(-1, cfg.codebook_size), targets.reshape(-1),
-                                   ignore_index=-100)
+            if scored.any():
+                loss = F.cross_entropy(logits.float().reshape(-1, cfg.codebook_size), targets.reshape(-1),
+                                       ignore_index=-100)
+            else:  # nothing masked (a rare draw): no signal, but a graph (cross_entropy would give NaN)
+                loss = logits.float().sum() * 0.0
         return VampNetOutput(loss=loss, logits=logits)

@@ -41,6 +41,10 @@ from .sampling import VampSamplingOptions, vamp
 __all__ = ["VampNetPipeline", "VampNetPipelineOutput"]
 
 MIN_INPUT_S = 0.25
+# the prompt keywords and the values that ask for no prompt
+RECIPE_DEFAULTS = dict(prefix_s=0.0, suffix_s=0.0, periodic_prompt=0, periodic_width=1, periodic_random_roll=False,
+                       beat_mask_width_ms=0.0, onset_mask_width_ms=0.0, upper_codebook_mask=None,
+                       keep_lower_codebooks=0, dropout=0.0)
 
 
 @dataclass
@@ -246,6 +250,9 @@ class VampNetPipeline(DiffusionPipeline):
             codes = self.encode_audio(audio, sampling_rate)
             waveform = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)[0]
         else:
+            asked = sorted(k for k, v in recipe.items() if v != RECIPE_DEFAULTS[k])
+            if asked:
+                raise GeneratorError(f"{', '.join(asked)} need input audio: without audio everything is generated")
             if not (isinstance(audio_length_in_s, (int, float)) and 0 < audio_length_in_s <= 600):
                 raise GeneratorError("give audio (with sampling_rate) or audio_length_in_s in (0, 600] seconds")
             frames = math.ceil(audio_length_in_s * self.frame_rate)
@@ -375,10 +382,8 @@ class VampNetPipeline(DiffusionPipeline):
             raise GeneratorError(f"num_loops must be an integer in [1, 64], got {num_loops!r}")
         if not (isinstance(feedback, (int, float)) and 0 <= feedback <= 1):
             raise GeneratorError(f"feedback must be in [0, 1], got {feedback!r}")
-        known = {"prefix_s", "suffix_s", "periodic_prompt", "periodic_width", "periodic_random_roll",
-                 "beat_mask_width_ms", "onset_mask_width_ms", "upper_codebook_mask", "keep_lower_codebooks", "dropout"}
-        if set(recipe) - known:
-            raise GeneratorError(f"unknown loop arguments: {', '.join(sorted(set(recipe) - known))}")
+        if set(recipe) - set(RECIPE_DEFAULTS):
+            raise GeneratorError(f"unknown loop arguments: {', '.join(sorted(set(recipe) - set(RECIPE_DEFAULTS)))}")
         options = VampSamplingOptions(num_steps=num_inference_steps, temperature=temperature,
                                       mask_temperature=mask_temperature, typical_mass=typical_mass, top_p=top_p,
                                       guidance_scale=guidance_scale)  # fmt: skip
