@@ -25,7 +25,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -74,72 +73,38 @@ def max_upload_seconds() -> float:
     return demo_support.seconds_from_env(MAX_UPLOAD_SECONDS_ENV, DEFAULT_MAX_UPLOAD_SECONDS)
 
 
+def _load(folder: str):
+    from hf_musiccodec import TextToMusicPipeline
+
+    return TextToMusicPipeline.from_pretrained(folder)
+
+
+_STORE = demo_support.PipelineStore("text-to-music", MODEL_ENV, "text-to-music", APP_DIR, _load)
+_LOCK = _STORE.lock  # loading and generating: one at a time (the page queues requests anyway)
+_one_line = demo_support.one_line
+
+
 def model_folder() -> Path:
-    """``$TEXT_TO_MUSIC_MODEL``, else the first ``pipelines/text-to-music`` holding a pipeline (the
-    repository's, then one beside app.py), else the repository's (which :func:`folder_problem` reports)."""
-    raw = os.environ.get(MODEL_ENV, "").strip()
-    if raw:
-        return Path(raw).expanduser().resolve()
-    candidates = [APP_DIR.parents[1] / "pipelines" / "text-to-music", APP_DIR / "pipelines" / "text-to-music"]
-    for folder in candidates:
-        if (folder / "model_index.json").is_file():
-            return folder.resolve()
-    return candidates[0].resolve()
+    """``$TEXT_TO_MUSIC_MODEL``, else the first ``pipelines/text-to-music`` holding a pipeline (the repository's, then one
+    beside app.py), else the repository's (which :func:`folder_problem` reports)."""
+    return _STORE.default_folder()
 
 
 def folder_problem(folder: Path) -> str | None:
     """Why ``folder`` holds no text-to-music pipeline (one line for the page), or ``None``."""
-    if not folder.is_dir():
-        return f"No text-to-music model: the folder {folder} does not exist (set {MODEL_ENV} to a pipeline folder)."
-    if not (folder / "model_index.json").is_file():
-        return (f"No text-to-music model yet: {folder} has no model_index.json (the model may still be "
-                f"training; set {MODEL_ENV} to a pipeline folder).")
-    return None
-
-
-# --------------------------------------------------------------------------- model
-
-_PIPELINES: dict[str, object] = {}
-_LOCK = threading.Lock()  # loading and generating: one at a time (the page queues requests anyway)
-
-
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    return " ".join(str(error).split())[:limit] or type(error).__name__
+    return _STORE.problem(folder)
 
 
 def load_pipeline(folder: str | os.PathLike | None = None):
     """The ``TextToMusicPipeline`` at ``folder`` (default :func:`model_folder`), loaded once, quiet, on the CPU."""
-    folder = Path(folder).expanduser().resolve() if folder else model_folder()
-    key = str(folder)
-    with _LOCK:
-        pipe = _PIPELINES.get(key)
-        if pipe is not None:
-            return pipe
-        problem = folder_problem(folder)
-        if problem is not None:
-            raise gr.Error(problem, title="No model", print_exception=False)
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
-        from hf_musiccodec import TextToMusicPipeline
-
-        diffusers_logging.set_verbosity_error()
-        transformers_logging.set_verbosity_error()
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
-        try:
-            pipe = TextToMusicPipeline.from_pretrained(key)
-        except Exception as e:  # noqa: BLE001 - any loading problem is one line on the page
-            raise gr.Error(f"Could not load the text-to-music model at {key}: {_one_line(e)}", title="No model",
-                           print_exception=False) from e
-        pipe.set_progress_bar_config(disable=True)  # the page shows gr.Progress instead
-        _PIPELINES[key] = pipe
-        return pipe
+    try:
+        return _STORE.get(folder)
+    except demo_support.ModelUnavailable as e:
+        raise gr.Error(str(e), title="No model", print_exception=False) from None
 
 
 def clear_pipeline_cache() -> None:
-    with _LOCK:
-        _PIPELINES.clear()
+    _STORE.clear()
 
 
 def has_clap(pipe) -> bool:

@@ -31,7 +31,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -76,37 +75,26 @@ def max_upload_seconds() -> float:
     return demo_support.seconds_from_env(MAX_UPLOAD_SECONDS_ENV, DEFAULT_MAX_UPLOAD_SECONDS)
 
 
+def _load(folder: str):
+    from hf_musiccodec.pipelines.vampnet import VampNetPipeline
+
+    return VampNetPipeline.from_pretrained(folder)
+
+
+_STORE = demo_support.PipelineStore("VampNet", MODEL_ENV, "vampnet", APP_DIR, _load)
+_LOCK = _STORE.lock  # loading and generating: one at a time (the page queues requests anyway)
+_one_line = demo_support.one_line
+
+
 def model_folder() -> Path:
-    """``$VAMPNET_MODEL``, else the first ``pipelines/vampnet`` holding a pipeline (the repository's,
-    then one beside app.py), else the repository's (which :func:`folder_problem` reports)."""
-    raw = os.environ.get(MODEL_ENV, "").strip()
-    if raw:
-        return Path(raw).expanduser().resolve()
-    candidates = [APP_DIR.parents[1] / "pipelines" / "vampnet", APP_DIR / "pipelines" / "vampnet"]
-    for folder in candidates:
-        if (folder / "model_index.json").is_file():
-            return folder.resolve()
-    return candidates[0].resolve()
+    """``$VAMPNET_MODEL``, else the first ``pipelines/vampnet`` holding a pipeline (the repository's, then one
+    beside app.py), else the repository's (which :func:`folder_problem` reports)."""
+    return _STORE.default_folder()
 
 
 def folder_problem(folder: Path) -> str | None:
     """Why ``folder`` holds no VampNet pipeline (one line for the page), or ``None``."""
-    if not folder.is_dir():
-        return f"No VampNet model: the folder {folder} does not exist (set {MODEL_ENV} to a pipeline folder)."
-    if not (folder / "model_index.json").is_file():
-        return (f"No VampNet model yet: {folder} has no model_index.json (the model may still be training; "
-                f"set {MODEL_ENV} to a pipeline folder).")
-    return None
-
-
-# --------------------------------------------------------------------------- model
-
-_PIPELINES: dict[str, object] = {}
-_LOCK = threading.RLock()  # loading and vamping: one at a time (the page queues requests anyway)
-
-
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    return " ".join(str(error).split())[:limit] or type(error).__name__
+    return _STORE.problem(folder)
 
 
 def _error(message: str, title: str) -> gr.Error:
@@ -115,36 +103,14 @@ def _error(message: str, title: str) -> gr.Error:
 
 def load_pipeline(folder: str | os.PathLike | None = None):
     """The ``VampNetPipeline`` at ``folder`` (default :func:`model_folder`), loaded once, quiet, on the CPU."""
-    folder = Path(folder).expanduser().resolve() if folder else model_folder()
-    key = str(folder)
-    with _LOCK:
-        pipe = _PIPELINES.get(key)
-        if pipe is not None:
-            return pipe
-        problem = folder_problem(folder)
-        if problem is not None:
-            raise _error(problem, "No model")
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
-        from hf_musiccodec.pipelines.vampnet import VampNetPipeline
-
-        diffusers_logging.set_verbosity_error()
-        transformers_logging.set_verbosity_error()
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
-        try:
-            pipe = VampNetPipeline.from_pretrained(key)
-        except Exception as e:  # noqa: BLE001 - any loading problem is one line on the page
-            raise _error(f"Could not load the VampNet model at {key}: {_one_line(e)}", "No model") from e
-        pipe.set_progress_bar_config(disable=True)  # the page shows gr.Progress instead
-        _PIPELINES[key] = pipe
-        return pipe
+    try:
+        return _STORE.get(folder)
+    except demo_support.ModelUnavailable as e:
+        raise gr.Error(str(e), title="No model", print_exception=False) from None
 
 
 def clear_pipeline_cache() -> None:
-    with _LOCK:
-        _PIPELINES.clear()
+    _STORE.clear()
 
 
 def coarse_codebooks(pipe) -> int:

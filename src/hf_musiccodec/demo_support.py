@@ -148,3 +148,82 @@ def launch(demo, output_root: Path) -> None:
         allowed_paths=[str(output_root)],
         ssr_mode=False,
     )
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short line for a page."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
+class ModelUnavailable(RuntimeError):
+    """A Space's pipeline folder is missing or does not load (the message is one line for the page)."""
+
+
+class PipelineStore:
+    """The pipeline a Space generates with: its folder (``$<env_name>``, else the first
+    ``pipelines/<folder_name>`` holding a pipeline, the repository's then one beside the app), loaded
+    once per folder, quiet, on the CPU. ``lock`` serialises loading and generating (the page
+    queues requests anyway).
+
+    Args:
+        label: the model as the page names it ("VampNet", "text-to-music").
+        env_name: the environment variable that points at a folder.
+        folder_name: the folder under ``pipelines/``.
+        app_dir: the Space's folder (``spaces/<name>``).
+        load: ``folder -> pipeline`` (the pipeline class's ``from_pretrained``).
+    """
+
+    def __init__(self, label: str, env_name: str, folder_name: str, app_dir: Path, load):
+        import threading
+
+        self.label, self.env_name, self.folder_name, self.app_dir, self._load = label, env_name, folder_name, app_dir, load
+        self.lock = threading.RLock()
+        self._pipelines: dict[str, object] = {}
+
+    def default_folder(self) -> Path:
+        raw = os.environ.get(self.env_name, "").strip()
+        if raw:
+            return Path(raw).expanduser().resolve()
+        candidates = [Path(self.app_dir).parents[1] / "pipelines" / self.folder_name,
+                      Path(self.app_dir) / "pipelines" / self.folder_name]
+        for folder in candidates:
+            if (folder / "model_index.json").is_file():
+                return folder.resolve()
+        return candidates[0].resolve()
+
+    def problem(self, folder: Path) -> str | None:
+        """Why ``folder`` holds no pipeline (one line for the page), or ``None``."""
+        if not folder.is_dir():
+            return f"No {self.label} model: the folder {folder} does not exist (set {self.env_name} to a pipeline folder)."
+        if not (folder / "model_index.json").is_file():
+            return (f"No {self.label} model yet: {folder} has no model_index.json (the model may still be training; "
+                    f"set {self.env_name} to a pipeline folder).")
+        return None
+
+    def get(self, folder=None):
+        """The pipeline at ``folder`` (default :meth:`default_folder`); :class:`ModelUnavailable` if none."""
+        folder = Path(folder).expanduser().resolve() if folder else self.default_folder()
+        key = str(folder)
+        with self.lock:
+            if key in self._pipelines:
+                return self._pipelines[key]
+            problem = self.problem(folder)
+            if problem is not None:
+                raise ModelUnavailable(problem)
+            from diffusers.utils import logging as diffusers_logging
+            from transformers.utils import logging as transformers_logging
+
+            for logging_module in (diffusers_logging, transformers_logging):
+                logging_module.set_verbosity_error()
+                logging_module.disable_progress_bar()
+            try:
+                pipe = self._load(key)
+            except Exception as e:  # noqa: BLE001 - any loading problem is one line on the page
+                raise ModelUnavailable(f"Could not load the {self.label} model at {key}: {one_line(e)}") from e
+            pipe.set_progress_bar_config(disable=True)  # the page shows gr.Progress instead
+            self._pipelines[key] = pipe
+            return pipe
+
+    def clear(self) -> None:
+        with self.lock:
+            self._pipelines.clear()
