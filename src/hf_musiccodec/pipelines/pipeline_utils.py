@@ -28,6 +28,7 @@ __all__ = [
     "check_generator_output",
     "user_waveform",
     "clap_text_embeddings",
+    "CodecPipelineMixin",
 ]
 
 # model_type values of transformers models that its "text-to-audio" pipeline generates with.
@@ -173,3 +174,26 @@ def clap_text_embeddings(clap, clap_processor, prompts: list[str], device) -> to
         features = clap.get_text_features(**{k: v.to(clap.device) for k, v in text.items()})
         out[given] = features.pooler_output.to(device, out.dtype)
     return out
+
+
+class CodecPipelineMixin:
+    """What every generator pipeline over a codec shares: ``sampling_rate`` and ``frame_rate`` of its
+    ``codec``, ``num_timesteps`` of the last call, and ``save_pretrained`` in 15 MB safetensors shards."""
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.codec.config.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.codec.config.frame_rate)
+
+    @property
+    def num_timesteps(self) -> int:
+        """Steps of the current (or last) call, as diffusers pipelines report their denoising steps."""
+        return self._num_timesteps
+
+    def save_pretrained(self, save_directory, **kwargs):
+        kwargs.setdefault("max_shard_size", "15MB")
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, **kwargs)

@@ -28,7 +28,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 # Imported for diffusers' loader, which resolves each component's module from sys.modules.
 from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
 from ...conditioning.frozen_minilm import FrozenMiniLMModel  # noqa: F401
-from ..pipeline_utils import GeneratorError, clap_text_embeddings, user_waveform
+from ..pipeline_utils import CodecPipelineMixin, GeneratorError, clap_text_embeddings, user_waveform
 from .conditioner import MusicConditioner
 from .sampling import SamplingOptions, sample_window
 
@@ -38,7 +38,7 @@ MAX_PROMPT_TOKENS = 64        # the training length of prompts
 MIN_AUDIO_PROMPT_S = 0.5
 
 
-class TextToMusicPipeline(DiffusionPipeline):
+class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
     """Components: ``musicgen`` (``MusicgenForConditionalGeneration`` over a MusicCodecModel),
     ``conditioner`` (:class:`MusicConditioner`), ``tokenizer`` (MiniLM's), optional ``clap`` and
     ``clap_processor`` (MusicClap, for ``use_clap``)."""
@@ -57,28 +57,13 @@ class TextToMusicPipeline(DiffusionPipeline):
         return self.musicgen.audio_encoder
 
     @property
-    def sampling_rate(self) -> int:
-        return int(self.codec.config.sampling_rate)
-
-    @property
-    def frame_rate(self) -> float:
-        return float(self.codec.config.frame_rate)
-
-    @property
-    def num_timesteps(self) -> int:
-        """Token steps of the current (or last) call, as diffusers pipelines report their denoising steps."""
-        return self._num_timesteps
-
-    @property
     def context_frames(self) -> int:
         """Frames the decoder can attend to in one window (its position table, minus the delay)."""
         decoder = self.musicgen.decoder.config
         return decoder.max_position_embeddings - decoder.num_codebooks
 
     def save_pretrained(self, save_directory, **kwargs):
-        kwargs.setdefault("max_shard_size", "15MB")
-        kwargs.setdefault("safe_serialization", True)
-        super().save_pretrained(save_directory, **kwargs)
+        super().save_pretrained(save_directory, **kwargs)  # 15 MB safetensors shards (CodecPipelineMixin)
         # the MusicGen folder alone is a transformers text-to-audio model: it needs the tokenizer
         self.tokenizer.save_pretrained(Path(save_directory) / "musicgen")
 

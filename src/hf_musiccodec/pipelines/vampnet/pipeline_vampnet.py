@@ -34,7 +34,7 @@ from diffusers.utils import BaseOutput
 from ...codecs import MusicCodecModel  # noqa: F401
 from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
 from ...models.vampnet import VampNetModel
-from ..pipeline_utils import GeneratorError, clap_text_embeddings, user_waveform
+from ..pipeline_utils import CodecPipelineMixin, GeneratorError, clap_text_embeddings, user_waveform
 from . import masks as M
 from .sampling import VampSamplingOptions, vamp
 
@@ -62,10 +62,11 @@ class VampNetPipelineOutput(BaseOutput):
     bits_per_second: float | None = None
 
 
-class VampNetPipeline(DiffusionPipeline):
+class VampNetPipeline(CodecPipelineMixin, DiffusionPipeline):
     """Components: ``codec`` (MusicCodecModel), ``vampnet`` (the coarse VampNetModel), optional
     ``coarse_to_fine`` (a VampNetModel whose conditioning codebooks are the coarse ones), optional
-    ``clap`` + ``clap_processor`` (text / reference conditioning)."""
+    ``clap`` + ``clap_processor`` (text / reference conditioning). ``num_timesteps``: sampling passes of
+    the last call, over all windows and models."""
 
     _optional_components = ["coarse_to_fine", "clap", "clap_processor"]
     model_cpu_offload_seq = "vampnet->coarse_to_fine->codec"
@@ -78,27 +79,9 @@ class VampNetPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ properties
     @property
-    def sampling_rate(self) -> int:
-        return int(self.codec.config.sampling_rate)
-
-    @property
-    def frame_rate(self) -> float:
-        return float(self.codec.config.frame_rate)
-
-    @property
     def num_codebooks(self) -> int:
         """Codebooks of the output: the coarse model's, or the coarse-to-fine model's when there is one."""
         return (self.coarse_to_fine or self.vampnet).config.num_codebooks
-
-    @property
-    def num_timesteps(self) -> int:
-        """Sampling passes of the current (or last) call, over all windows and models."""
-        return self._num_timesteps
-
-    def save_pretrained(self, save_directory, **kwargs):
-        kwargs.setdefault("max_shard_size", "15MB")
-        kwargs.setdefault("safe_serialization", True)
-        super().save_pretrained(save_directory, **kwargs)
 
     # ------------------------------------------------------------------ steps
     def encode_audio(self, audio, sampling_rate, name: str = "audio") -> torch.Tensor:
