@@ -86,8 +86,14 @@ class VampNetPipeline(CodecPipelineMixin, DiffusionPipeline):
     # ------------------------------------------------------------------ steps
     def encode_audio(self, audio, sampling_rate, name: str = "audio") -> torch.Tensor:
         """Codes (1, num_codebooks, frames) of a user's waveform."""
-        x = user_waveform(audio, sampling_rate, self.sampling_rate, self.codec.config.audio_channels, name,
-                          MIN_INPUT_S)
+        return self._encode_checked(self._checked_audio(audio, sampling_rate, name))
+
+    def _checked_audio(self, audio, sampling_rate, name: str = "audio") -> np.ndarray:
+        """The user's waveform, checked, at the codec's rate and channels (one-line errors)."""
+        return user_waveform(audio, sampling_rate, self.sampling_rate, self.codec.config.audio_channels, name,
+                             MIN_INPUT_S)
+
+    def _encode_checked(self, x: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(x)[None].to(self.codec.device, self.codec.dtype)
         codes = self.codec.encode(x, bandwidth=self._bandwidth()).audio_codes[0]
         return codes[:, : self.num_codebooks].long()
@@ -230,8 +236,8 @@ class VampNetPipeline(CodecPipelineMixin, DiffusionPipeline):
 
         # 2. encode the input audio (or start from nothing but mask tokens)
         if audio is not None:
-            codes = self.encode_audio(audio, sampling_rate)
-            waveform = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)[0]
+            checked = self._checked_audio(audio, sampling_rate)  # resampled once, for the codes and the beats
+            codes, waveform = self._encode_checked(checked), checked.mean(axis=0)
         else:
             asked = sorted(k for k, v in recipe.items() if v != RECIPE_DEFAULTS[k])
             if asked:
