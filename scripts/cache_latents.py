@@ -21,6 +21,7 @@ from hf_musiccodec.codecs import MusicCodecModel
 from hf_musiccodec.data.captioned import debian_caption_dataset, music21_caption_dataset
 from hf_musiccodec.data.latent_cache import LATENT_DTYPES, build_latent_cache
 from hf_musiccodec.data.manifest import read_manifest_records
+from hf_musiccodec.utils.launch import new_accelerator
 
 
 def source_rows(source: str, split: str) -> list[dict]:
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     model = MusicCodecModel.from_pretrained(args.codec).eval()
+    accelerator = new_accelerator()
     index = build_latent_cache(
         model,
         source_rows(args.source, args.split),
@@ -68,11 +70,13 @@ def main(argv=None) -> int:
         max_shards=args.max_shards,
         normalize=args.normalize,
         progress=not args.no_progress,
+        accelerator=accelerator,
     )
     if index is None:
         print(f"stopped early: run again to finish {args.out}")
         return 0
-    print(f"{index['num_items']} items in {index['num_shards']} shards, key {index['key']} -> {args.out}")
+    print(f"{index['num_items']} items in {index['num_shards']} shards, key {index['key']} -> {args.out}"
+          f" ({accelerator.num_processes} processes)")
     return 0
 
 

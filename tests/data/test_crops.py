@@ -71,3 +71,26 @@ def test_unreadable_files_skipped_and_collate(tmp_path, files):
         AudioCropDataset([bad], SR)
     with pytest.raises(IndexError):
         ds[2]
+
+
+def test_several_manifests_give_an_equal_share_of_crops(tmp_path, make_audio):
+    from hf_musiccodec.data import crop_dataset_from_manifest, write_manifest
+
+    games = [make_audio(tmp_path / "games" / "long.wav", seconds=2.0, sr=SR)]
+    renders = [make_audio(tmp_path / "renders" / f"r{i}.wav", seconds=1.0, sr=SR, freq=200 + 50 * i) for i in range(3)]
+    write_manifest([{"path": str(p), "split": "train"} for p in games], tmp_path / "games.jsonl")
+    write_manifest([{"path": str(p), "split": "train"} for p in renders] + [{"path": str(games[0]), "split": "test"}],
+                   tmp_path / "renders.jsonl")  # fmt: skip
+    manifests = [str(tmp_path / "games.jsonl"), str(tmp_path / "renders.jsonl")]
+    balanced = crop_dataset_from_manifest(manifests, "train", sampling_rate=SR, segment_seconds=0.25, crops_per_file=4)
+    paths = [balanced[i]["path"] for i in range(len(balanced))]
+    assert len(paths) == 16 and paths.count(str(games[0])) == 8  # one file, half of the crops
+    assert all(paths.count(str(p)) in (2, 3) for p in renders)
+    assert str(games[0]) in paths[:2] and any(p in map(str, renders) for p in paths[:2])  # interleaved from the start
+    plain = crop_dataset_from_manifest(manifests, "train", balance=False, sampling_rate=SR, segment_seconds=0.25,
+                                       crops_per_file=4)  # fmt: skip
+    assert [plain[i]["path"] for i in range(len(plain))].count(str(games[0])) == 4  # every file alike
+    with pytest.raises(ValueError, match="file_weights has 1 entries for 2 paths"):
+        AudioCropDataset(renders[:2], SR, file_weights=[1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        AudioCropDataset(renders[:2], SR, file_weights=[1.0, -1.0])

@@ -31,7 +31,10 @@ class AudioCropDataset(Dataset):
         segment_seconds: crop length; shorter files are zero-padded (``padding_mask`` False there).
         normalize: ``"loudness"`` (to ``target_lufs``), ``"peak"`` or ``None``.
         seed: base seed of the crop positions.
-        crops_per_file: items per file per epoch (``len = len(files) * crops_per_file``).
+        crops_per_file: items per file per epoch on average (``len = len(files) * crops_per_file``).
+        file_weights: each file's share of those items, relative (default: equal); files that
+            fail to read give their share to the rest. Items of different files interleave, so
+            the first few items already mix them.
         max_retries: draws before giving up on finding a non-silent crop; after half of them
             another random file is tried. If all are silent the last crop is returned as is.
         silence_threshold_db: crops with RMS below this (dBFS) count as silent.
@@ -48,6 +51,7 @@ class AudioCropDataset(Dataset):
         *,
         target_lufs: float = -20.0,
         crops_per_file: int = 1,
+        file_weights: Sequence[float] | None = None,
         max_retries: int = 6,
         silence_threshold_db: float = -60.0,
     ):
@@ -63,8 +67,11 @@ class AudioCropDataset(Dataset):
         self.max_retries = max(1, int(max_retries))
         self.silence_threshold_db = silence_threshold_db
         self.epoch = 0
+        if file_weights is not None and len(file_weights) != len(paths):
+            raise ValueError(f"file_weights has {len(file_weights)} entries for {len(paths)} paths")
         self.files: list[tuple] = []  # (path, frames, native sampling rate)
-        for p in paths:
+        weights = []
+        for i, p in enumerate(paths):
             try:
                 info = audio_info(p)
             except AudioError as e:
@@ -72,8 +79,10 @@ class AudioCropDataset(Dataset):
                 continue
             if info.frames > 0:
                 self.files.append((str(p), int(info.frames), int(info.samplerate)))
+                weights.append(1.0 if file_weights is None else float(file_weights[i]))
         if not self.files:
             raise ValueError("AudioCropDataset: no readable audio files")
+        self._item_files = None if file_weights is None else _interleaved_items(weights, len(self))
 
     def __len__(self) -> int:
         return len(self.files) * self.crops_per_file
@@ -86,7 +95,7 @@ class AudioCropDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        file_index = index % len(self.files)
+        file_index = index % len(self.files) if self._item_files is None else int(self._item_files[index])
         audio, valid, path = None, 0, self.files[file_index][0]
         for attempt in range(self.max_retries):
             if attempt and attempt >= self.max_retries // 2:
@@ -130,6 +139,20 @@ class AudioCropDataset(Dataset):
         return out, valid
 
 
+def _interleaved_items(weights: Sequence[float], total: int) -> np.ndarray:
+    """The file of each of ``total`` items: counts proportional to ``weights`` (largest remainder),
+    the k-th item of a file with n items placed at (k + 1/2) / n of the epoch."""
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"file_weights must be finite, non-negative and not all zero, got {list(weights)}")
+    share = w / w.sum() * total
+    counts = np.floor(share).astype(int)
+    counts[np.argsort(counts - share, kind="stable")[: total - counts.sum()]] += 1
+    files = np.repeat(np.arange(len(w)), counts)
+    position = np.concatenate([(np.arange(c) + 0.5) / c for c in counts if c])
+    return files[np.lexsort((files, position))]
+
+
 def collate_crops(batch: list[dict[str, object]]) -> dict[str, object]:
     """Stack items into ``input_values (batch, channels, samples)``, ``padding_mask (batch, samples)``, ``paths``."""
     return {
@@ -139,9 +162,21 @@ def collate_crops(batch: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
-def crop_dataset_from_manifest(manifest_path, split: str | None = "train", **kwargs) -> AudioCropDataset:
-    """An :class:`AudioCropDataset` over the files of one split of a manifest."""
+def crop_dataset_from_manifest(manifest_paths, split: str | None = "train", balance: bool = True,
+                               **kwargs) -> AudioCropDataset:
+    """An :class:`AudioCropDataset` over the files of one split of one manifest or several.
+
+    With several manifests and ``balance``, each manifest gives an equal share of the crops
+    whatever its number of files (38 long game tracks beside 2,600 short renders, say);
+    otherwise every file gives the same number."""
     from .manifest import read_manifest_records
 
-    paths = [r["path"] for r in read_manifest_records(Path(manifest_path)) if split is None or r.get("split") == split]
-    return AudioCropDataset(paths, **kwargs)
+    if isinstance(manifest_paths, (str, Path)):
+        manifest_paths = [manifest_paths]
+    groups = [[r["path"] for r in read_manifest_records(Path(m)) if split is None or r.get("split") == split]
+              for m in manifest_paths]  # fmt: skip
+    paths = [p for group in groups for p in group]
+    weights = None
+    if balance and len(groups) > 1:
+        weights = [1.0 / len(group) for group in groups for _ in group]
+    return AudioCropDataset(paths, file_weights=weights, **kwargs)

@@ -158,9 +158,9 @@ def build_latent_cache(
     from tqdm.auto import tqdm
 
     if accelerator is None:
-        from accelerate import Accelerator
+        from ..utils.launch import new_accelerator  # accelerate loads only when caching
 
-        accelerator = Accelerator()
+        accelerator = new_accelerator()
     cache_dir = Path(cache_dir)
     store_latents = store_latents and supports_latents(model)
     if latent_dtype not in LATENT_DTYPES:

@@ -55,11 +55,12 @@ from typing import Iterable
 import numpy as np
 import torch
 import yaml
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import DistributedDataParallelKwargs
 from accelerate.utils import GradientAccumulationPlugin, set_seed
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from ..utils.launch import new_accelerator
 from .checkpoints import CheckpointManager, TrainState
 
 
@@ -175,7 +176,7 @@ class BaseSolver:
         cfg.validate()
         self.cfg = cfg
         self.output_dir = Path(cfg.output_dir)
-        self.accelerator = Accelerator(
+        self.accelerator = new_accelerator(
             # Accumulation counts micro-batches only (not epoch ends), so optimizer step n always
             # ends with micro-batch n * k: a resume knows where it is and k micro-batches always
             # make one step.
@@ -186,9 +187,6 @@ class BaseSolver:
             step_scheduler_with_optimizer=False,
             mixed_precision=cfg.mixed_precision, log_with=cfg.report_to, project_dir=str(self.output_dir),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)],
-            # Accelerate treats a multi-process launch as distributed CPU training only when told to
-            # use the CPU; without it every process would think it is alone.
-            cpu=not torch.cuda.is_available(),
         )
         set_seed(cfg.seed)  # the same initial weights on every process and in every run of this config
         self.state = TrainState()

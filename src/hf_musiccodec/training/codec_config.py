@@ -18,8 +18,9 @@ class CodecTrainingConfig(BaseTrainingConfig):
     init_from: str | None = None                          # folder (ours or transformers' EnCodec/DAC layout)
 
     # --- data: manifests (see hf_musiccodec.data) or a folder of audio files
-    train_manifest: str | None = None
-    validation_manifest: str | None = None                # defaults to train_manifest's "validation" split
+    train_manifest: str | list | None = None              # one manifest or a list (see balance_manifests)
+    validation_manifest: str | list | None = None         # defaults to train_manifest's "validation" split
+    balance_manifests: bool = True                        # with a list: an equal share of crops per manifest
     train_folder: str | None = None
     segment_seconds: float = 1.0
     crops_per_file: int = 16                              # random crops per file per epoch

@@ -55,6 +55,7 @@ def transplant(source: MusicCodecModel, config: MusicCodecConfig) -> MusicCodecM
 def build_datasets(cfg: CodecTrainingConfig, model_config) -> tuple[AudioCropDataset, AudioCropDataset]:
     common = dict(sampling_rate=model_config.sampling_rate, channels=model_config.audio_channels)
     if cfg.train_manifest:
+        common["balance"] = cfg.balance_manifests
         train = crop_dataset_from_manifest(cfg.train_manifest, "train", segment_seconds=cfg.segment_seconds,
                                            seed=cfg.seed, crops_per_file=cfg.crops_per_file, **common)
         validation = crop_dataset_from_manifest(cfg.validation_manifest or cfg.train_manifest,
