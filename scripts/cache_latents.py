@@ -72,6 +72,8 @@ def main(argv=None) -> int:
         progress=not args.no_progress,
         accelerator=accelerator,
     )
+    if not accelerator.is_main_process:
+        return 0  # one summary, from the main process
     if index is None:
         print(f"stopped early: run again to finish {args.out}")
         return 0

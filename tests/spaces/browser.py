@@ -89,6 +89,10 @@ def serve_space(app: Path, tmp_path: Path, env: dict[str, str | None], timeout: 
         _wait_until_serving(space.url, proc, log, timeout=timeout)
         space.mark("server up")
         yield space
+    except BaseException:
+        # What the server said is often the only clue to a failure seen in the browser.
+        print(f"e2e milestones reached: {space.timings}\nserver log (tail):\n{log.read_text(errors='replace')[-4000:]}")
+        raise
     finally:
         proc.terminate()
         try:
