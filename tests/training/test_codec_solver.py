@@ -59,6 +59,15 @@ def test_train_from_scratch_exports_a_loadable_model(tmp_path, music_folder):
         list((tmp_path / "run" / "checkpoints").iterdir())) == 2
 
 
+def test_validation_writes_samples_under_the_default_tracker(tmp_path, music_folder):
+    # report_to's default is tensorboard; where it is not installed Accelerate hands back a blank
+    # tracker, and validation must still write its samples (a 3000-step run once died at step 1000).
+    cfg = CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=3, discriminator=None,
+                                        report_to="tensorboard"))
+    train(cfg)
+    assert sorted(p.name for p in (tmp_path / "run" / "samples" / "step_3").glob("*.wav"))
+
+
 def test_fine_tune_from_loaded_weights(tmp_path, music_folder):
     base = train(CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=2)))
     before = MusicCodecModel.from_pretrained(base).state_dict()

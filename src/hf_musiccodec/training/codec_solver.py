@@ -196,8 +196,8 @@ class CodecSolver(BaseSolver):
         folder.mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(audio):
             save_audio(folder / f"{i}_{tag}.wav", item.numpy(), sampling_rate)
-        if self.cfg.report_to == "tensorboard":
-            writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
+        writer = self.accelerator.get_tracker("tensorboard", unwrap=True) if self.cfg.report_to == "tensorboard" else None
+        if hasattr(writer, "add_audio"):  # Accelerate hands back a blank tracker where tensorboard is absent
             for i, item in enumerate(audio):
                 writer.add_audio(f"samples/{i}/{tag}", item.mean(0), self.state.step, sample_rate=sampling_rate)
 
