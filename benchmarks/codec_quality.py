@@ -61,8 +61,10 @@ COLUMNS = {
               "SVR model; hf_musiccodec.metrics.visqol), 1-~4.75, higher is better; the reference only reaches "
               "the codec's Nyquist frequency, and patch alignment lets unrelated music score well: read it "
               "against the anchors",
+    "loudness_db": "output loudness minus input loudness (BS.1770 LUFS), 0 is best: a codec that turns some "
+                   "music down by many dB hands a token LM quiet tokens to learn",
 }
-METRICS = ("mel", "stft", "si_sdr", "visqol")
+METRICS = ("mel", "stft", "si_sdr", "loudness_db", "visqol")
 
 
 class DataMissingError(RuntimeError):
@@ -255,16 +257,27 @@ def visqol_available() -> bool:
 
 
 def score(ref: np.ndarray, est: np.ndarray, sampling_rate: int, use_visqol: bool, timings: dict) -> dict:
+    from hf_musiccodec.audio import measure_loudness
     from hf_musiccodec.metrics import mel_distance, si_sdr, stft_distance, visqol
 
     t = time.perf_counter()
-    out = {"mel": mel_distance(ref, est, sampling_rate), "stft": stft_distance(ref, est), "si_sdr": si_sdr(ref, est)}
+    out = {"mel": mel_distance(ref, est, sampling_rate), "stft": stft_distance(ref, est), "si_sdr": si_sdr(ref, est),
+           "loudness_db": _loudness_change(ref, est, sampling_rate, measure_loudness)}
     timings["metrics_s"] = timings.get("metrics_s", 0.0) + time.perf_counter() - t
     if use_visqol:
         t = time.perf_counter()
         out["visqol"] = visqol(ref, est, sampling_rate)
         timings["visqol_s"] = timings.get("visqol_s", 0.0) + time.perf_counter() - t
     return out
+
+
+def _loudness_change(ref: np.ndarray, est: np.ndarray, sampling_rate: int, measure, floor: float = -70.0) -> float:
+    """dB of loudness the system added (negative: lost), with silence counted as ``floor`` LUFS."""
+    def level(x):
+        value = measure(x, sampling_rate)
+        return max(floor, value) if np.isfinite(value) else floor
+
+    return level(est) - level(ref)
 
 
 def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bool = True, use_visqol=None,
@@ -468,7 +481,7 @@ def summarize(per_excerpt: list[dict]) -> dict:
 
 
 _HEADERS = {"file_kbps": "kbps (file)", "payload_kbps": "kbps (payload)", "mel": "mel ↓", "stft": "STFT ↓",
-            "si_sdr": "SI-SDR dB ↑", "visqol": "ViSQOL ↑"}
+            "si_sdr": "SI-SDR dB ↑", "loudness_db": "loudness Δ dB", "visqol": "ViSQOL ↑"}
 
 
 def _label(row: dict) -> str:
@@ -482,7 +495,7 @@ def _label(row: dict) -> str:
 def _cell(summary: dict, key: str, stat: str) -> str:
     if key not in summary:
         return "-"
-    digits = 2 if key in ("file_kbps", "payload_kbps", "si_sdr", "visqol") else 3
+    digits = 2 if key in ("file_kbps", "payload_kbps", "si_sdr", "loudness_db", "visqol") else 3
     return f"{summary[key][stat]:.{digits}f}"
 
 

@@ -79,9 +79,10 @@ def test_measure_tiny_codec_and_opus(cq, manifest):
     # one excerpt: the low-pass anchor, but no unrelated-music anchor
     assert set(rows) == ({"codec", "opus", "anchor"} if has_opus else {"codec", "anchor"})
     assert rows["anchor"]["label"] == "anchor: low-pass 3.5 kHz" and rows["anchor"]["lag_samples"] == 0
-    metrics = {"mel", "stft", "si_sdr"} | ({"visqol"} if cq.visqol_available() else set())
+    metrics = {"mel", "stft", "si_sdr", "loudness_db"} | ({"visqol"} if cq.visqol_available() else set())
     assert set(result["columns"]) == {"file_kbps", "payload_kbps"} | metrics
     assert rows["anchor"]["per_excerpt"][0]["si_sdr"] > 10  # the tones are below 3.5 kHz
+    assert abs(rows["anchor"]["per_excerpt"][0]["loudness_db"]) < 1  # a low-pass keeps the tones' level
     for row in rows.values():
         assert len(row["per_excerpt"]) == 1 and row["output_variation"] is None  # one excerpt
         for key in ({"file_kbps", "payload_kbps"} if row["system"] != "anchor" else set()) | metrics:
@@ -111,3 +112,13 @@ def test_output_variation_flags_an_output_that_ignores_its_input(cq):
     assert cq.output_variation(follows) == pytest.approx(np.sqrt(2), rel=0.1)
     assert cq.output_variation([follows[0]] * 3) == 0.0
     assert cq.output_variation(follows[:1]) is None
+
+
+def test_loudness_change_counts_silence_as_the_floor(cq):
+    from hf_musiccodec.audio import measure_loudness
+
+    rng = np.random.default_rng(0)
+    ref = 0.1 * rng.standard_normal((1, SR)).astype(np.float32)
+    assert cq._loudness_change(ref, ref / 10, SR, measure_loudness) == pytest.approx(-20.0, abs=0.1)
+    silent = cq._loudness_change(ref, np.zeros_like(ref), SR, measure_loudness)
+    assert silent == pytest.approx(-70.0 - measure_loudness(ref, SR), abs=0.01)
