@@ -17,47 +17,20 @@ from transformers import (
     T5EncoderModel,
 )
 
-from hf_musiccodec.codecs import MusicCodecModel
-from hf_musiccodec.conditioning import MusicClapModel, build_music_clap_processor
-from hf_musiccodec.data import condition_cache as cc
 from hf_musiccodec.data import latent_cache as lc
 from hf_musiccodec.pipelines.text_to_music import TextToMusicPipeline, load_lm_tokenizer
 from hf_musiccodec.testing.parity import OFFICIAL_CONFIGS, build_reference, convert_through_hub_layout
-from hf_musiccodec.testing.tiny import tiny_clap_config, tiny_codec_config
 from hf_musiccodec.training.lm_solver import LMSolver, LMTrainingConfig
-
-SR = 24000
-
-
-def _write_clips(folder, n=6, seconds=1.5):
-    rows = []
-    for i in range(n):
-        t = np.arange(int(seconds * SR)) / SR
-        x = 0.3 * np.sin(2 * np.pi * (220 * 2 ** (i / 12)) * t) * (1 + np.sign(np.sin(2 * np.pi * (i + 1) * t))) / 2
-        path = folder / f"clip{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), x.astype(np.float32), SR)
-        caption = "" if i == 5 else f"a tune number {i}"  # one uncaptioned clip
-        rows.append({"path": str(path), "duration": seconds, "caption": caption,
-                     "captions": [caption, f"tune {i}"] if caption else [""]})  # fmt: skip
-    return rows
+from tests.training.token_workspace import SR, Killed, build_token_workspace, dies_after_step, write_tone_clips
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
-    torch.manual_seed(0)
-    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
-    codec.save_pretrained(root / "codec")
-    rows = _write_clips(root / "audio")
-    lc.build_latent_cache(codec, rows, root / "cache", shard_size=4, progress=False)
-    clap_config = tiny_clap_config()
-    clap = MusicClapModel(clap_config).eval()
-    processor = build_music_clap_processor(clap_config)
-    clap.save_pretrained(root / "clap")
-    processor.save_pretrained(root / "clap")
-    cc.build_condition_cache(root / "cache", clap, processor.feature_extractor, clap_hop_seconds=0.5, progress=False)
-    return root
+    rows = write_tone_clips(root / "audio", [f"a tune number {i}" for i in range(5)] + [""])  # one uncaptioned
+    for i, row in enumerate(rows):
+        row["captions"] = [row["caption"], f"tune {i}"] if row["caption"] else [""]
+    return build_token_workspace(root, rows)
 
 
 def _config(root, out, **kw):
@@ -70,19 +43,6 @@ def _config(root, out, **kw):
     return LMTrainingConfig(**values)
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KilledAfterStep4(LMSolver):
-    """Dies right after step 4's checkpoint, as a killed process would (same config, same schedule)."""
-
-    def _after_step(self, *args):
-        super()._after_step(*args)
-        if self.state.step == 4:
-            raise _Killed
-
-
 def _weights(folder):
     pipe = TextToMusicPipeline.from_pretrained(folder)
     return {**{f"m.{k}": v for k, v in pipe.musicgen.decoder.state_dict().items()},
@@ -91,8 +51,8 @@ def _weights(folder):
 
 def test_resumed_run_matches_an_uninterrupted_one_and_exports_a_pipeline(workspace, tmp_path):
     whole = LMSolver(_config(workspace, tmp_path / "whole")).fit()
-    with pytest.raises(_Killed):
-        _KilledAfterStep4(_config(workspace, tmp_path / "parts")).fit()
+    with pytest.raises(Killed):
+        dies_after_step(LMSolver, 4)(_config(workspace, tmp_path / "parts")).fit()
     resumed = LMSolver(_config(workspace, tmp_path / "parts"))  # a new process would start the same way
     assert resumed.train_set.has_melody and resumed.train_set.has_clap
     parts = resumed.fit()

@@ -7,46 +7,17 @@ import math
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from hf_musiccodec.codecs import MusicCodecModel
-from hf_musiccodec.conditioning import MusicClapModel, build_music_clap_processor
-from hf_musiccodec.data import condition_cache as cc
-from hf_musiccodec.data import latent_cache as lc
 from hf_musiccodec.pipelines.vampnet import VampNetPipeline
-from hf_musiccodec.testing.tiny import tiny_clap_config, tiny_codec_config
 from hf_musiccodec.training.vampnet_solver import VampNetSolver, VampNetTrainingConfig
-
-SR = 24000
-
-
-def _write_clips(folder, n=6, seconds=1.5):
-    rows = []
-    for i in range(n):
-        t = np.arange(int(seconds * SR)) / SR
-        x = 0.3 * np.sin(2 * np.pi * (220 * 2 ** (i / 12)) * t) * (1 + np.sign(np.sin(2 * np.pi * (i + 1) * t))) / 2
-        path = folder / f"clip{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), x.astype(np.float32), SR)
-        rows.append({"path": str(path), "duration": seconds, "caption": f"a tune number {i}"})
-    return rows
+from tests.training.token_workspace import SR, Killed, build_token_workspace, dies_after_step, write_tone_clips
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("vampnet")
-    torch.manual_seed(0)
-    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
-    codec.save_pretrained(root / "codec")
-    lc.build_latent_cache(codec, _write_clips(root / "audio"), root / "cache", shard_size=4, progress=False)
-    clap_config = tiny_clap_config()
-    clap = MusicClapModel(clap_config).eval()
-    processor = build_music_clap_processor(clap_config)
-    clap.save_pretrained(root / "clap")
-    processor.save_pretrained(root / "clap")
-    cc.build_condition_cache(root / "cache", clap, processor.feature_extractor, clap_hop_seconds=0.5, progress=False)
-    return root
+    return build_token_workspace(root, write_tone_clips(root / "audio", [f"a tune number {i}" for i in range(6)]))
 
 
 def _config(root, out, **kw):
@@ -59,23 +30,10 @@ def _config(root, out, **kw):
     return VampNetTrainingConfig(**values)
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KilledAfterStep4(VampNetSolver):
-    """Dies right after step 4's checkpoint, as a killed process would."""
-
-    def _after_step(self, *args):
-        super()._after_step(*args)
-        if self.state.step == 4:
-            raise _Killed
-
-
 def test_resumed_run_matches_an_uninterrupted_one_and_exports_a_pipeline(workspace, tmp_path):
     whole = VampNetSolver(_config(workspace, tmp_path / "whole")).fit()
-    with pytest.raises(_Killed):
-        _KilledAfterStep4(_config(workspace, tmp_path / "parts")).fit()
+    with pytest.raises(Killed):
+        dies_after_step(VampNetSolver, 4)(_config(workspace, tmp_path / "parts")).fit()
     assert json.loads((tmp_path / "parts" / "model" / "training_state.json").read_text())["step"] == 4
     resumed = VampNetSolver(_config(workspace, tmp_path / "parts"))  # a new process would start the same way
     assert resumed.train_set.has_clap
@@ -175,6 +133,8 @@ def test_without_conditions_and_coarse_to_fine(workspace, tmp_path):
     (dict(mixed_precision="fp8"), "mixed_precision"),
     (dict(batch_size=0), "batch_size"),
 ])  # fmt: skip
+
+
 def test_bad_config_values_raise_value_error(workspace, tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         _config(workspace, tmp_path / "bad", **kw).validate()
@@ -185,6 +145,8 @@ def test_bad_config_values_raise_value_error(workspace, tmp_path, kw, match):
     (dict(num_conditioning_codebooks=2, coarse_pipeline="x"), "num_conditioning_codebooks"),
     (dict(hidden_size=30), "hidden_size"),
 ])  # fmt: skip
+
+
 def test_bad_model_options_raise_value_error(workspace, tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         VampNetSolver(_config(workspace, tmp_path / "bad", **kw))
