@@ -257,12 +257,11 @@ def visqol_available() -> bool:
 
 
 def score(ref: np.ndarray, est: np.ndarray, sampling_rate: int, use_visqol: bool, timings: dict) -> dict:
-    from hf_musiccodec.audio import measure_loudness
     from hf_musiccodec.metrics import mel_distance, si_sdr, stft_distance, visqol
 
     t = time.perf_counter()
     out = {"mel": mel_distance(ref, est, sampling_rate), "stft": stft_distance(ref, est), "si_sdr": si_sdr(ref, est),
-           "loudness_db": _loudness_change(ref, est, sampling_rate, measure_loudness)}
+           "loudness_db": loudness_change(ref, est, sampling_rate)}
     timings["metrics_s"] = timings.get("metrics_s", 0.0) + time.perf_counter() - t
     if use_visqol:
         t = time.perf_counter()
@@ -271,13 +270,13 @@ def score(ref: np.ndarray, est: np.ndarray, sampling_rate: int, use_visqol: bool
     return out
 
 
-def _loudness_change(ref: np.ndarray, est: np.ndarray, sampling_rate: int, measure, floor: float = -70.0) -> float:
-    """dB of loudness the system added (negative: lost), with silence counted as ``floor`` LUFS."""
-    def level(x):
-        value = measure(x, sampling_rate)
-        return max(floor, value) if np.isfinite(value) else floor
+def loudness_change(ref: np.ndarray, est: np.ndarray, sampling_rate: int, floor: float = -70.0) -> float:
+    """dB of loudness the system added (negative: lost), silence counting as ``floor`` LUFS."""
+    from hf_musiccodec.audio import measure_loudness
 
-    return level(est) - level(ref)
+    ref_lufs, est_lufs = (float(np.nan_to_num(measure_loudness(x, sampling_rate), nan=floor, neginf=floor))
+                          for x in (ref, est))  # fmt: skip
+    return max(floor, est_lufs) - max(floor, ref_lufs)
 
 
 def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bool = True, use_visqol=None,

@@ -119,6 +119,6 @@ def test_loudness_change_counts_silence_as_the_floor(cq):
 
     rng = np.random.default_rng(0)
     ref = 0.1 * rng.standard_normal((1, SR)).astype(np.float32)
-    assert cq._loudness_change(ref, ref / 10, SR, measure_loudness) == pytest.approx(-20.0, abs=0.1)
-    silent = cq._loudness_change(ref, np.zeros_like(ref), SR, measure_loudness)
+    assert cq.loudness_change(ref, ref / 10, SR) == pytest.approx(-20.0, abs=0.1)
+    silent = cq.loudness_change(ref, np.zeros_like(ref), SR)
     assert silent == pytest.approx(-70.0 - measure_loudness(ref, SR), abs=0.01)

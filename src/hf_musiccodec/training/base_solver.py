@@ -290,6 +290,12 @@ class BaseSolver:
             yield from (self.accelerator.skip_first_batches(self.loader, skip) if skip else self.loader)
             skip = 0
 
+    def tracker_writer(self, name: str):
+        """The writer of the active tracker ``name`` (tensorboard's ``SummaryWriter``, say), or
+        ``None`` where it is not in use: not in ``report_to``, not installed (Accelerate then drops
+        it with a warning) or not on this process."""
+        return next((t.tracker for t in self.accelerator.trackers if getattr(t, "name", None) == name), None)
+
     def resume(self) -> None:
         latest = self.checkpoints.latest()
         if latest is not None:

@@ -55,11 +55,11 @@ def transplant(source: MusicCodecModel, config: MusicCodecConfig) -> MusicCodecM
 def build_datasets(cfg: CodecTrainingConfig, model_config) -> tuple[AudioCropDataset, AudioCropDataset]:
     common = dict(sampling_rate=model_config.sampling_rate, channels=model_config.audio_channels)
     if cfg.train_manifest:
-        common["balance"] = cfg.balance_manifests
-        train = crop_dataset_from_manifest(cfg.train_manifest, "train", segment_seconds=cfg.segment_seconds,
+        balance = cfg.balance_manifests
+        train = crop_dataset_from_manifest(cfg.train_manifest, "train", balance, segment_seconds=cfg.segment_seconds,
                                            seed=cfg.seed, crops_per_file=cfg.crops_per_file, **common)
         validation = crop_dataset_from_manifest(cfg.validation_manifest or cfg.train_manifest,
-                                                None if cfg.validation_manifest else "validation",
+                                                None if cfg.validation_manifest else "validation", balance,
                                                 segment_seconds=cfg.validation_seconds, seed=cfg.seed + 1, **common)
     else:
         paths = sorted(scan_audio_files(cfg.train_folder))
@@ -196,8 +196,8 @@ class CodecSolver(BaseSolver):
         folder.mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(audio):
             save_audio(folder / f"{i}_{tag}.wav", item.numpy(), sampling_rate)
-        writer = self.accelerator.get_tracker("tensorboard", unwrap=True) if self.cfg.report_to == "tensorboard" else None
-        if hasattr(writer, "add_audio"):  # Accelerate hands back a blank tracker where tensorboard is absent
+        writer = self.tracker_writer("tensorboard")
+        if writer is not None:
             for i, item in enumerate(audio):
                 writer.add_audio(f"samples/{i}/{tag}", item.mean(0), self.state.step, sample_rate=sampling_rate)
 
