@@ -10,6 +10,8 @@ this package or a transformers MusicGen folder), called as the package's convent
 ``pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed + i))``,
 one prompt per call. Prompts are the ``caption`` of ``--num-prompts`` test rows (a seeded sample);
 tempo and key are compared with those rows' metadata, whether or not the caption states them.
+``--state tempo key`` writes each prompt anew (in the test phrasings) so that it states them
+(the tempo as a number or a band word, the key or only its mode, as the captions do).
 
 Rows (every row measured the same way, on clips cut to ``--seconds``):
 
@@ -193,6 +195,13 @@ class Measures:
 # --------------------------------------------------------------------------- generation
 
 
+def stated_prompt(row: dict, attributes, seed: int) -> str:
+    """A test-phrased caption of ``row`` that mentions ``attributes`` (its metadata's values)."""
+    from hf_musiccodec.data.captions import make_captions
+
+    return make_captions(row, 1, seed, "test", item_id=f"{row['path']}#stated", always=tuple(attributes))[0]
+
+
 def generate(pipe, prompts: list[str], seconds: float, seed: int) -> tuple[list[np.ndarray], int, float]:
     """One call per prompt, seeded ``seed + i``; returns clips cut to ``seconds``, the rate and the RTF."""
     sr = check_sampling_rate(pipe)
@@ -234,6 +243,8 @@ def parse_args(argv=None):
     parser.add_argument("--novelty-threshold", type=float, default=0.9, help="CLAP cosine (MusicLDM: 0.9, 0.95)")
     parser.add_argument("--novelty-clips", type=int, default=256,
                         help="training clips searched for nearest neighbours (seeded sample; 0 = all)")
+    parser.add_argument("--state", nargs="+", default=[], choices=["tempo", "key"],
+                        help="prompts that always state these attributes (test phrasings)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -248,6 +259,8 @@ def run(args) -> dict:
     clap_model, clap_processor = load_clap(args.clap)
     splits = load_splits(args.data)
     prompt_rows = sample_rows(splits["test"], args.num_prompts, args.seed)
+    if args.state:  # the prompt is the row's caption everywhere (generation and CLAP score)
+        prompt_rows = [{**r, "caption": stated_prompt(r, args.state, args.seed)} for r in prompt_rows]
     generated = {}
     if pipe is not None:  # before the slow reference embeddings: a broken generator fails fast
         name = Path(args.generator).resolve().name
@@ -266,7 +279,9 @@ def run(args) -> dict:
         "clap": str(args.clap),
         "seconds": args.seconds,
         "seed": args.seed,
-        "prompts": f"{len(prompt_rows)} test rows (seeded sample), their 'caption'",
+        "prompts": (f"{len(prompt_rows)} test rows (seeded sample), "
+                    + (f"captions stating {' and '.join(args.state)}" if args.state else "their 'caption'")),
+        "prompt_texts": [r["caption"] for r in prompt_rows],
         "reference_set": f"all {len(reference_rows)} validation clips (disjoint from test)",
         "novelty_training_set": (f"all {len(train_rows)} training clips" if len(train_rows) == len(splits["train"])
                                  else f"{len(train_rows)} of {len(splits['train'])} training clips (seeded sample; "

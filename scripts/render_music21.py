@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     many.add_argument("--renders-per-piece", type=int, default=3)
     many.add_argument("--seed", type=int, default=0)
     many.add_argument("--no-progress", action="store_true")
+    many.add_argument("--workers", type=int, default=1, help="render processes (one per core)")
     p.add_argument("--max-seconds", type=float, default=30.0)
     p.add_argument("--sampling-rate", type=int, default=24000)
     p.add_argument("--channels", type=int, default=1)
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
         channels=args.channels,
         soundfont=args.soundfont,
         progress=not args.no_progress,
+        workers=args.workers,
     )
     summary = summarize_renders(records)
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

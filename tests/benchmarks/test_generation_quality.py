@@ -78,6 +78,22 @@ def test_table_has_every_column_and_both_reference_rows(gq, inputs, tmp_path, mo
     assert [r["name"] for r in result["rows"]] == list(rows) and set(result["columns"]) >= {"fad_clap", "rtf"}
 
 
+def test_state_writes_prompts_that_state_tempo_and_key(gq, inputs, tmp_path, monkeypatch, capsys):
+    from hf_musiccodec.conditioning.prompt_attributes import parse_prompt_attributes
+
+    data, clap = inputs
+    generator = saved(tmp_path / "tones", ToneGenerator, monkeypatch, SR)
+    argv = ["--generator", str(generator), "--clap", str(clap), "--data", str(data), "--num-prompts", "3",
+            "--seconds", str(SECONDS), "--threads", "1", "--state", "tempo", "key", "--json", str(tmp_path / "o.json")]
+    assert gq.main(argv) == 0
+    assert "captions stating tempo and key" in capsys.readouterr().out
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert len(result["prompt_texts"]) == 3
+    for prompt in result["prompt_texts"]:
+        stated = parse_prompt_attributes(prompt)
+        assert (stated.bpm or stated.tempo_band) and stated.mode, prompt
+
+
 def test_reference_only_prints_the_real_clips_row(gq, inputs, capsys):
     data, clap = inputs
     assert gq.main(["--reference-only", "--clap", str(clap), "--data", str(data), "--seconds", str(SECONDS),

@@ -27,8 +27,23 @@ def test_generates_a_wav_with_melody_and_continuation(folder, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_tempo_and_key_options(tmp_path, capsys):
+    folder = tmp_path / "attributes"
+    tiny_text_to_music_pipeline(with_attributes=True).save_pretrained(folder)
+    outs = []
+    for extra in ([], ["--bpm", "150", "--key", "F# minor"]):
+        outs.append(tmp_path / f"out{len(outs)}.wav")
+        code = main(["text-to-music", "a tune", "--seconds", "0.6", "--model", str(folder), "--output", str(outs[-1]),
+                     *extra])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    assert not np.array_equal(sf.read(str(outs[0]))[0], sf.read(str(outs[1]))[0])
+    assert main(["text-to-music", "a tune", "--model", str(folder), "--key", "H major"]) == 2
+    assert "not a key name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--model", "/nonexistent"], "no text-to-music pipeline"),
+    (["--bpm", "120"], "rhythm condition"),
     (["--seconds", "-1"], "audio_length_in_s"),
     (["--melody", "MISSING"], "MISSING"),
     (["--continue", "BROKEN"], "BROKEN"),

@@ -149,3 +149,56 @@ def test_conditions_the_model_was_not_trained_with_are_refused(tmp_path):
         pipe("a", audio_length_in_s=0.2, use_clap=True)
     pipe.save_pretrained(tmp_path / "p")  # a text-only conditioner saves and loads too
     assert TextToMusicPipeline.from_pretrained(tmp_path / "p").conditioner.config.clap_dim == 0
+
+
+@pytest.fixture(scope="module")
+def attribute_pipe():
+    pipe = tiny_text_to_music_pipeline(context_seconds=1.0, with_attributes=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_tempo_and_key_condition_the_tokens_from_arguments_or_the_prompt(attribute_pipe):
+    pipe = attribute_pipe
+
+    def greedy(prompt, **kw):
+        return pipe(prompt, audio_length_in_s=1.6, generator=seeded(), do_sample=False, **kw).audios
+
+    plain = greedy("a tune")
+    fast, slow = greedy("a tune", bpm=150), greedy("a tune", bpm=70)
+    minor = greedy("a tune", key="F# minor")
+    assert not np.array_equal(plain, fast) and not np.array_equal(fast, slow) and not np.array_equal(plain, minor)
+    # the prompt's own "150 BPM" / "in F# minor" are the same conditions (windows past the context included)
+    assert np.array_equal(greedy("a tune 150 BPM", read_prompt_attributes=False, bpm=150), greedy("a tune 150 BPM"))
+    assert np.array_equal(greedy("a tune in F# minor", key=18), greedy("a tune in F# minor"))
+    assert not np.array_equal(greedy("a tune 150 BPM"), greedy("a tune 150 BPM", read_prompt_attributes=False))
+    # a tempo word draws a tempo in its band, a bare mode a tonic: repeatable with the seed
+    assert np.array_equal(greedy("a fast tune in a minor key"), greedy("a fast tune in a minor key"))
+    inputs = pipe.prepare_attributes(["fast, minor key", "x"], 2, 300, None, None, True, seeded())
+    assert inputs["rhythm_on"].tolist() == [True, True, False, False]
+    assert inputs["key_on"].tolist() == [True, True, False, False] and (inputs["key"][:2] >= 12).all()
+    for b in range(2):
+        beat = np.flatnonzero(np.diff(inputs["rhythm"][b].numpy()) < 0)
+        assert 120 <= 60 * 75 / np.median(np.diff(beat)) <= 161  # the "fast" band
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(bpm=10), "bpm must be 30-300"),
+    (dict(bpm="fast"), "bpm must be"),
+    (dict(key="H major"), "not a key name"),
+    (dict(key=30), "key must be"),
+    (dict(prompt="a march at 900 BPM"), "30-300 BPM"),
+])  # fmt: skip
+def test_bad_tempo_or_key_is_one_line(attribute_pipe, kwargs, message):
+    kwargs = {"prompt": "a", "audio_length_in_s": 0.2, **kwargs}
+    with pytest.raises(GeneratorError, match=message) as info:
+        attribute_pipe(**kwargs, generator=seeded())
+    assert "\n" not in str(info.value)
+
+
+def test_tempo_and_key_need_a_model_trained_with_them(pipe):
+    with pytest.raises(GeneratorError, match="rhythm condition"):
+        pipe("a", audio_length_in_s=0.2, bpm=120)
+    with pytest.raises(GeneratorError, match="key condition"):
+        pipe("a", audio_length_in_s=0.2, key="C major")
+    pipe("a tune at 120 BPM in C major", audio_length_in_s=0.2)  # stated in the prompt: the text still reads it

@@ -30,6 +30,8 @@ def workspace(tmp_path_factory):
     rows = write_tone_clips(root / "audio", [f"a tune number {i}" for i in range(5)] + [""])  # one uncaptioned
     for i, row in enumerate(rows):
         row["captions"] = [row["caption"], f"tune {i}"] if row["caption"] else [""]
+        # each clip pulses at i + 1 Hz; an estimated key is not a training target
+        row.update(tempo_bpm=60.0 * (i + 1), key=["A minor", "C major"][i % 2], key_estimated=i == 3)
     return build_token_workspace(root, rows)
 
 
@@ -86,6 +88,33 @@ def test_condition_dropout(workspace, tmp_path):
     assert abs(float(none.float().mean()) - 0.5) < 0.03  # drop_all; text/clap/melody never all off otherwise (clap=1)
     assert abs(float(flags["text"].float().mean()) - 0.5 * 0.7) < 0.03
     assert abs(float(flags["melody"].float().mean()) - 0.5 * 0.3) < 0.03
+
+
+def test_fine_tuning_adds_rhythm_and_key_conditions(workspace, tmp_path, capsys):
+    base = LMSolver(_config(workspace, tmp_path / "base", max_steps=2, validate_every=0)).fit()
+    assert TextToMusicPipeline.from_pretrained(base).conditioner.config.rhythm_vocab == 0
+    tuned = LMSolver(_config(workspace, tmp_path / "tuned", init_from=str(base), rhythm_vocab=8, key_condition=True,
+                             rhythm_prob=1.0, key_prob=1.0, max_steps=3, validate_every=3))  # fmt: skip
+    batch = next(iter(torch.utils.data.DataLoader(tuned.train_set, batch_size=6)))
+    assert batch["rhythm"].shape == (6, batch["codes"].shape[-1]) and batch["rhythm"].max() < 8
+    assert batch["key"].tolist() == [9 + 12, 0, 9 + 12, -1, 9 + 12, 0]  # A minor, C major; -1: estimated
+    assert batch["rhythm_valid"].all()  # every pulsed clip has beats
+    tuned.cfg.drop_all = 0.0
+    flags = tuned.condition_flags(6, torch.ones(6, dtype=torch.bool), batch["rhythm_valid"], batch["key"] >= 0)
+    assert flags["key"].tolist() == (batch["key"] >= 0).tolist() and flags["rhythm"].all()
+    tuned.cfg.drop_all = 0.1
+    folder = tuned.fit()
+    state = json.loads((folder / "training_state.json").read_text())
+    assert state["step"] == 3
+    assert "val_loss_attributes" in capsys.readouterr().out  # validation also with the new conditions on
+    pipe = TextToMusicPipeline.from_pretrained(folder)
+    assert pipe.conditioner.config.rhythm_vocab == 8 and pipe.conditioner.config.key_condition
+    before, after = _weights(base), _weights(folder)
+    assert "c.rhythm_embedding.weight" in after and "c.key_roles" in after
+    assert not torch.equal(before["c.melody_embedding.weight"], after["c.melody_embedding.weight"])  # trained on
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe("a tune number 2 at 120 BPM in A minor", audio_length_in_s=0.8, generator=torch.Generator().manual_seed(0))
+    assert out.audios.shape == (1, 1, int(0.8 * SR)) and np.isfinite(out.audios).all()
 
 
 def _official_layout_musicgen(folder):

@@ -22,6 +22,8 @@ def add_text_to_music_command(sub) -> None:
     p.add_argument("--melody", metavar="AUDIO", help="a tune whose melody the output follows")
     p.add_argument("--continue", dest="continue_from", metavar="AUDIO", help="audio the output continues")
     p.add_argument("--clap", action="store_true", help="also condition on the prompt's CLAP text embedding")
+    p.add_argument("--bpm", type=float, help="tempo (default: the one the prompt states, e.g. '112 BPM' or 'fast')")
+    p.add_argument("--key", help="key, e.g. 'F# minor' (default: the one the prompt states)")
     p.add_argument("--model", metavar="PATH", help=f"pipeline folder (default: {BUNDLED})")
     p.add_argument("--output", metavar="WAV", default="outputs/text-to-music.wav")
     p.set_defaults(handler=run)
@@ -42,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         if path:
             audio, sr = load_audio(path)
             kwargs.update({name: audio, f"{name}_sampling_rate": sr})
+    for name in ("bpm", "key"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
     out = pipe(args.prompt, audio_length_in_s=args.seconds, guidance_scale=args.guidance, use_clap=args.clap,
                generator=torch.Generator().manual_seed(args.seed), **kwargs)  # fmt: skip
     protect = [p for p in (args.melody, args.continue_from) if p]

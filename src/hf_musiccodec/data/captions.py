@@ -212,9 +212,11 @@ def _phrase(name: str, values: dict, style: str, rng: np.random.Generator) -> st
 
 
 def make_captions(
-    record: dict, num: int = 3, seed: int = 0, style: str = "train", item_id: str | None = None
+    record: dict, num: int = 3, seed: int = 0, style: str = "train", item_id: str | None = None,
+    always: Sequence[str] = (),
 ) -> list[str]:
     """``num`` distinct-as-possible captions of ``record`` (a manifest row) in ``style``'s phrasings.
+    ``always``: attributes every caption mentions (where the record has them), e.g. ("tempo", "key").
 
     Record fields used: instruments, ensemble, tempo_bpm, tempo_band, key, meter, composer,
     collection, kind, dynamics, dynamic_shape, title; for recordings genre and source, and
@@ -228,7 +230,7 @@ def make_captions(
         raise ValueError(f"no caption attributes in record {item_id or record.get('path')}")
     captions: list[str] = []
     for _ in range(num * 4):  # a few extra draws to avoid repeats; duplicates are kept if unavoidable
-        chosen = [n for n in attributes if rng.random() < INCLUDE_PROBABILITY.get(n, 0.5)]
+        chosen = [n for n in attributes if rng.random() < INCLUDE_PROBABILITY.get(n, 0.5) or n in always]
         if "shape" in chosen and "dynamics" not in chosen:
             chosen.remove("shape")  # "getting louder" alone reads oddly; it follows the level
         if len(chosen) < min(2, len(attributes)):

@@ -1,16 +1,21 @@
 """Step 2b of the pipeline: per-item melody and CLAP conditions next to a latent cache.
 
 A text-to-music LM trained on a latent cache can also be conditioned on a melody (Music
-ControlNet's chroma argmax) and on a CLAP audio embedding (to train with audio prompts, or to
-mix audio and text embeddings). Both come from the audio, which the LM training never reads:
-:func:`build_condition_cache` computes them once for every item of the cache and writes one
-small file, ``<cache_dir>/conditions.safetensors``:
+ControlNet's chroma argmax), on a CLAP audio embedding (to train with audio prompts, or to
+mix audio and text embeddings), on the beats and on the key. They come from the audio and the
+metadata, which the LM training never reads: :func:`build_condition_cache` computes them once
+for every item of the cache and writes one small file, ``<cache_dir>/conditions.safetensors``:
 
 - ``melody`` (total_frames,) uint8: one token per codec frame (:func:`melody_tokens`: pitch
   class 0-11, or :data:`MELODY_SILENT`), items concatenated, ``melody_offsets`` (N+1,);
 - ``clap`` (total_windows, D) float16: L2-normalised audio embeddings of ``clip_seconds``
   windows every ``clap_hop_seconds`` (a crop of the codes can pick the window nearest its
-  start), ``clap_offsets`` (N+1,).
+  start), ``clap_offsets`` (N+1,);
+- ``beats`` (total_beats,) float32: beat positions in codec frames, from librosa's tracker at the
+  item's tempo when the metadata states it exactly (renders) and estimating it otherwise,
+  ``beat_offsets`` (N+1,) (an item with fewer than two beats has none);
+- ``key`` (N,) int16: ``musical_attributes.key_index`` of the item's exact key, -1 when unknown
+  or only estimated.
 
 The file carries the latent cache's key: a cache rebuilt for other items or another codec makes
 it stale, and :class:`ConditionCache` refuses it. A rerun with the same key, CLAP model and
@@ -31,13 +36,14 @@ import numpy as np
 import torch
 
 from ..audio.io import load_audio
+from ..conditioning.musical_attributes import beat_phase_tokens, key_index, track_beats
 from ..metrics.melody_dynamics import melody_chroma
 from .latent_cache import ITEMS_NAME, _shard_path, read_index
 from .manifest import read_manifest_records
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: beats and key
 CONDITIONS_NAME = "conditions.safetensors"
 MELODY_SILENT = 12  # token for frames without a pitched sound
 MELODY_VOCAB = 13
@@ -79,6 +85,22 @@ def melody_tokens(audio, sr: int, frame_rate: float, num_frames: int) -> np.ndar
     keep = pitched & loud
     out[keep] = pitch[keep]
     return out
+
+
+def item_beats(item: dict, audio, sr: int) -> np.ndarray:
+    """Beat times (s) of an item's audio: at its stated tempo unless that is an estimate."""
+    bpm = item.get("tempo_bpm") if not item.get("tempo_estimated") else None
+    return track_beats(audio, sr, bpm=bpm)
+
+
+def item_key(item: dict) -> int:
+    """The item's exact key as an index (0-23), -1 when unknown or estimated."""
+    if not item.get("key") or item.get("key_estimated"):
+        return -1
+    try:
+        return key_index(item["key"])
+    except ValueError:
+        return -1
 
 
 # --------------------------------------------------------------------------- CLAP
@@ -187,13 +209,15 @@ def build_condition_cache(cache_dir, clap_model=None, clap_processor=None, *, cl
     items = read_manifest_records(cache_dir / ITEMS_NAME)
     frames = _item_frames(cache_dir, index)
     sr, frame_rate = int(index["settings"]["sampling_rate"]), float(index["frame_rate"])
-    melody, clap, windows = [], [], []
+    melody, clap, windows, beats, keys = [], [], [], [], []
     started = time.perf_counter()
     bar = tqdm(items, unit="item", desc="conditions", disable=not progress)
     for n, (item, num_frames) in enumerate(zip(items, frames)):
         audio = load_audio(item["path"], sampling_rate=sr, channels=1, offset=item["offset"],
                            duration=item["seconds"])[0][0]  # fmt: skip
         melody.append(melody_tokens(audio, sr, frame_rate, num_frames))
+        beats.append(item_beats(item, audio, sr) * frame_rate)
+        keys.append(item_key(item))
         if clap_model is not None:
             starts = clap_window_starts(float(item["seconds"]), clap_hop_seconds)
             clap.append(clap_window_embeddings(clap_model, feature_extractor, audio, sr, starts, clip_seconds))
@@ -210,6 +234,9 @@ def build_condition_cache(cache_dir, clap_model=None, clap_processor=None, *, cl
     tensors = {
         "melody": torch.from_numpy(np.concatenate(melody)),
         "melody_offsets": torch.tensor(np.concatenate([[0], np.cumsum(frames)]), dtype=torch.int64),
+        "beats": torch.from_numpy(np.concatenate(beats).astype(np.float32)),
+        "beat_offsets": torch.tensor(np.concatenate([[0], np.cumsum([len(b) for b in beats])]), dtype=torch.int64),
+        "key": torch.tensor(keys, dtype=torch.int16),
     }
     if clap_model is not None:
         tensors["clap"] = torch.cat(clap).to(torch.float16).contiguous()
@@ -245,6 +272,8 @@ class ConditionCache:
         tensors = load_file(str(path))
         self.frame_rate = float(self.metadata["frame_rate"])
         self._melody, self._melody_offsets = tensors["melody"], tensors["melody_offsets"].tolist()
+        self._beats, self._beat_offsets = tensors["beats"].double().numpy(), tensors["beat_offsets"].tolist()
+        self._keys = tensors["key"].tolist()
         self.has_clap = "clap" in tensors
         self._clap = tensors.get("clap")
         self._clap_offsets = tensors["clap_offsets"].tolist() if self.has_clap else None
@@ -272,6 +301,20 @@ class ConditionCache:
         if hi > lo:
             out[lo - start_frame : hi - start_frame] = self._melody[a + lo : a + hi].long()
         return out
+
+    def rhythm(self, item: int, start_frame: int, num_frames: int, vocab: int) -> torch.LongTensor | None:
+        """``(num_frames,)`` beat-phase tokens (``beat_phase_tokens``) of frames ``start_frame...``;
+        None for an item without beats."""
+        self._check(item)
+        beats = self._beats[self._beat_offsets[item] : self._beat_offsets[item + 1]]
+        if beats.size < 2:
+            return None
+        return torch.from_numpy(beat_phase_tokens(beats, start_frame, num_frames, vocab))
+
+    def key(self, item: int) -> int:
+        """The item's key index (0-23), -1 when unknown."""
+        self._check(item)
+        return int(self._keys[item])
 
     def clap(self, item: int, start_seconds: float) -> torch.FloatTensor:
         """``(D,)`` embedding of the item's window whose start is nearest ``start_seconds``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -630,6 +631,7 @@ def render_many(
     manifest_name: str = "manifest.jsonl",
     validation_fraction: float = 0.1,
     progress: bool = True,
+    workers: int = 1,
 ) -> list[dict]:
     """Render ``renders_per_piece`` clips of each piece (settings from :func:`plan_renders`).
 
@@ -638,7 +640,8 @@ def render_many(
     (audio written atomically first), so a killed run loses at most the clip in progress.
     Paths are relative to ``out_dir``. ``split`` is a per-piece hash threshold
     (:func:`assign_split`): it never changes as pieces are added, and every render of one
-    score shares it. Returns all manifest records (old and new).
+    score shares it. Returns all manifest records (old and new). ``workers`` > 1 renders pieces
+    in that many processes (each piece's clips are appended once the piece is finished).
     """
     from tqdm.auto import tqdm
 
@@ -647,59 +650,71 @@ def render_many(
     manifest, failed_log = out_dir / manifest_name, out_dir / "failed.jsonl"
     done = {r["render_id"] for r in _read_jsonl(manifest)} | {r["render_id"] for r in _read_jsonl(failed_log)}
     pieces = list(pieces)
+    settings = dict(out_dir=out_dir, renders_per_piece=renders_per_piece, seed=seed, max_seconds=max_seconds,
+                    min_seconds=min_seconds, sampling_rate=sampling_rate, channels=channels, soundfont=soundfont,
+                    validation_fraction=validation_fraction)  # fmt: skip
+    jobs = []
     bar = tqdm(total=len(pieces) * renders_per_piece, disable=not progress, unit="clip", smoothing=0.05)
-    seconds = 0.0
     for piece in pieces:
         todo = [f"{piece}@{i}" for i in range(renders_per_piece) if f"{piece}@{i}" not in done]
         bar.update(renders_per_piece - len(todo))
-        if not todo:
-            continue
-        try:
-            score = parse_piece(piece)
-            key = score.analyze("key")
-        except Exception as e:
-            logger.warning("skipping %s: %s", piece, e)
-            append_manifest_records([{"render_id": r, "error": repr(e)[:300]} for r in todo], failed_log)
-            bar.update(len(todo))
-            continue
-        for plan in plan_renders(piece, renders_per_piece, seed, num_parts=len(score.parts)):
-            if plan["render_id"] not in todo:
-                continue
-            try:
-                record = render_piece(
-                    piece,
-                    out_dir / "audio" / render_file_name(plan["render_id"]),
-                    score=score,
-                    key=key,
-                    instruments=plan["instruments"],
-                    ensemble=plan["ensemble"],
-                    tempo_bpm=plan["tempo_bpm"],
-                    transpose=_transpose_to(key, plan["tonic_pitch_class"]),
-                    dynamics=plan["dynamics"],
-                    dynamic_shape=plan["dynamic_shape"],
-                    render_id=plan["render_id"],
-                    max_seconds=max_seconds,
-                    sampling_rate=sampling_rate,
-                    channels=channels,
-                    soundfont=soundfont,
-                )
-                if record.duration < min_seconds:
-                    raise ValueError(f"only {record.duration:.1f} s of audio")
-            except Exception as e:
-                logger.warning("skipping %s: %s", plan["render_id"], e)
-                append_manifest_records([{"render_id": plan["render_id"], "error": repr(e)[:300]}], failed_log)
-                Path(out_dir / "audio" / render_file_name(plan["render_id"])).unlink(missing_ok=True)
-            else:
-                d = record.to_dict()
-                d["path"] = str(Path(record.path).resolve())  # stored relative to the manifest
-                d["mode"] = record.mode
-                d["split"] = assign_split(piece, validation_fraction, seed)
-                append_manifest_records([d], manifest)
-                seconds += record.duration
-            bar.update(1)
+        if todo:
+            jobs.append((piece, todo, settings))
+    seconds = 0.0
+    # Workers render; this process alone appends to the manifests, in piece order (as a serial run).
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_render_job, jobs) if pool else map(_render_job, jobs)
+        for records, failures in results:
+            if failures:
+                append_manifest_records(failures, failed_log)
+            if records:
+                append_manifest_records(records, manifest)
+            seconds += sum(r["duration"] for r in records)
+            bar.update(len(records) + len(failures))
             bar.set_postfix(new_hours=f"{seconds / 3600:.2f}")
+    finally:
+        if pool:
+            pool.terminate()
     bar.close()
     return _read_jsonl(manifest)
+
+
+def _render_job(job) -> tuple[list[dict], list[dict]]:
+    """Render the clips ``todo`` of one piece: ``(manifest records, failure records)``."""
+    piece, todo, st = job
+    out_dir = st["out_dir"]
+    try:
+        score = parse_piece(piece)
+        key = score.analyze("key")
+    except Exception as e:
+        logger.warning("skipping %s: %s", piece, e)
+        return [], [{"render_id": r, "error": repr(e)[:300]} for r in todo]
+    records, failures = [], []
+    for plan in plan_renders(piece, st["renders_per_piece"], st["seed"], num_parts=len(score.parts)):
+        if plan["render_id"] not in todo:
+            continue
+        path = out_dir / "audio" / render_file_name(plan["render_id"])
+        try:
+            record = render_piece(piece, path, score=score, key=key, instruments=plan["instruments"],
+                                  ensemble=plan["ensemble"], tempo_bpm=plan["tempo_bpm"],
+                                  transpose=_transpose_to(key, plan["tonic_pitch_class"]), dynamics=plan["dynamics"],
+                                  dynamic_shape=plan["dynamic_shape"], render_id=plan["render_id"],
+                                  max_seconds=st["max_seconds"], sampling_rate=st["sampling_rate"],
+                                  channels=st["channels"], soundfont=st["soundfont"])  # fmt: skip
+            if record.duration < st["min_seconds"]:
+                raise ValueError(f"only {record.duration:.1f} s of audio")
+        except Exception as e:
+            logger.warning("skipping %s: %s", plan["render_id"], e)
+            failures.append({"render_id": plan["render_id"], "error": repr(e)[:300]})
+            path.unlink(missing_ok=True)
+        else:
+            d = record.to_dict()
+            d["path"] = str(Path(record.path).resolve())  # stored relative to the manifest
+            d["mode"] = record.mode
+            d["split"] = assign_split(piece, st["validation_fraction"], st["seed"])
+            records.append(d)
+    return records, failures
 
 
 def summarize_renders(records: Iterable[dict]) -> dict:

@@ -3,8 +3,10 @@
 Every example is a ``crop_frames`` window of one cached item's first ``num_codebooks`` codebooks,
 drawn afresh each epoch from ``(seed, epoch, index)`` (a resumed run sees the same crops), with
 one of the item's caption phrasings and, when the cache has a condition cache
-(:mod:`hf_musiccodec.data.condition_cache`), the melody tokens of the same frames and the CLAP
-audio embedding of the window nearest to the crop. Items shorter than a crop are padded with
+(:mod:`hf_musiccodec.data.condition_cache`), the melody tokens of the same frames, the CLAP
+audio embedding of the window nearest to the crop, the beat-phase tokens of the same frames
+(``rhythm``, with ``rhythm_valid`` False for an item without beats) and the item's ``key``
+(-1: unknown). Items shorter than a crop are padded with
 ``pad_code`` (the LM's pad token, whose labels the loss ignores). All codes are held in memory as
 int16: an hour of 75 Hz audio at 2 codebooks is 1 MB.
 """
@@ -30,10 +32,11 @@ class TokenCrops(Dataset):
     pad_code: code for frames past an item's end.
     conditions: load ``conditions.safetensors`` (melody, CLAP) when the cache has one.
     random_crops: False gives each item's first window (validation).
+    rhythm_vocab: beat phases per beat of the rhythm tokens (0: none).
     """
 
     def __init__(self, cache_dir, num_codebooks: int, crop_frames: int, pad_code: int, seed: int = 0,
-                 conditions: bool = True, random_crops: bool = True):
+                 conditions: bool = True, random_crops: bool = True, rhythm_vocab: int = 0):
         cache = LatentCacheDataset(cache_dir)
         if not cache.index.get("has_codes"):
             raise ValueError(f"{cache_dir}: the cache has no codes (made by a codec without a quantizer)")
@@ -45,6 +48,7 @@ class TokenCrops(Dataset):
         self.codes = [cache[i]["codes"][:num_codebooks].to(torch.int16) for i in range(len(cache))]
         self.crop_frames, self.pad_code = int(crop_frames), int(pad_code)
         self.seed, self.epoch, self.random_crops = int(seed), 0, random_crops
+        self.rhythm_vocab = int(rhythm_vocab)
         self.conditions = None
         if conditions and (Path(cache_dir) / "conditions.safetensors").is_file():
             from .condition_cache import ConditionCache
@@ -81,4 +85,10 @@ class TokenCrops(Dataset):
             out["melody"] = self.conditions.melody(index, start, self.crop_frames)
         if self.has_clap:
             out["clap"] = self.conditions.clap(index, start / self.frame_rate)
+        if self.has_melody:
+            out["key"] = self.conditions.key(index)
+            if self.rhythm_vocab:
+                rhythm = self.conditions.rhythm(index, start, self.crop_frames, self.rhythm_vocab)
+                out["rhythm_valid"] = rhythm is not None
+                out["rhythm"] = rhythm if rhythm is not None else torch.zeros(self.crop_frames, dtype=torch.long)
         return out

@@ -31,10 +31,10 @@ def tiny_clap_config(**overrides):
 
 
 def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, with_clap: bool = True,
-                                with_melody: bool = True):
+                                with_melody: bool = True, with_attributes: bool = False):
     """A random-weight :class:`TextToMusicPipeline` for tests: tiny EnCodec-24 kHz codec (2 codebooks
     of 16 at 75 Hz), a 1-layer decoder with a ``context_seconds`` context, the real frozen MiniLM,
-    and (optionally) a tiny MusicClap and a melody condition."""
+    and (optionally) a tiny MusicClap, a melody condition and rhythm (8 phases) + key conditions."""
     import torch
 
     from ..codecs import MusicCodecModel
@@ -57,7 +57,9 @@ def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, wit
         config = tiny_clap_config()
         clap, processor = MusicClapModel(config).eval(), build_music_clap_processor(config)
     conditioner = MusicConditioner(MusicConditionerConfig(clap_dim=16 if with_clap else 0,
-                                                          melody_vocab=13 if with_melody else 0)).eval()
+                                                          melody_vocab=13 if with_melody else 0,
+                                                          rhythm_vocab=8 if with_attributes else 0,
+                                                          key_condition=with_attributes)).eval()
     with torch.no_grad():  # large random weights, so that every condition visibly changes the tokens
         for module in (musicgen.decoder, musicgen.enc_to_dec_proj, conditioner):
             for p in module.parameters():

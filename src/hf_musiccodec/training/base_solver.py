@@ -85,7 +85,7 @@ class BaseTrainingConfig:
     seed: int = 0
     max_steps: int = 10_000                               # optimizer steps
     log_every: int = 25
-    validate_every: int = 500
+    validate_every: int = 500                   # 0: only after the last step
     save_every: int = 250
     keep_checkpoints: int = 2
     report_to: str | None = "tensorboard"
@@ -346,7 +346,7 @@ class BaseSolver:
             if self.progress_metric in scalars:
                 progress.set_postfix({self.progress_metric: f"{scalars[self.progress_metric]:.3f}"})
             acc.print(json.dumps({"step": step, **{k: round(v, 5) for k, v in scalars.items()}}))
-        if step % cfg.validate_every == 0 or last:
+        if (cfg.validate_every and step % cfg.validate_every == 0) or last:
             if acc.is_main_process:
                 metrics = self.validate()
                 if metrics:

@@ -8,7 +8,9 @@ classifier-free guidance, the extra conditions (CLAP token, melody tokens) of
 Per example the conditions are drawn from torch's per-micro-batch RNG (the same on every
 process and in a resumed run): with ``drop_all`` every condition is off (the unconditional model
 guidance needs); otherwise text is on unless ``text_dropout`` drops it (or the item has no
-caption), the CLAP audio embedding is on with ``clap_prob`` and the melody with ``melody_prob``.
+caption), the CLAP audio embedding is on with ``clap_prob``, the melody with ``melody_prob``, the
+beat-phase tokens with ``rhythm_prob`` and the key with ``key_prob`` (these two where the item has
+beats / a known key).
 
 The run exports a :class:`TextToMusicPipeline` folder (``model/``): the MusicGen folder
 (loadable by ``pipeline("text-to-audio")``), the conditioner, the tokenizer and, if given, CLAP.
@@ -43,6 +45,8 @@ class LMTrainingConfig(BaseTrainingConfig):
     ffn_dim: int = 1024
     dropout: float = 0.1
     melody_stride: int = 3
+    rhythm_vocab: int = 0                         # > 0: a beat-phase condition (phases per beat)
+    key_condition: bool = False                   # a key condition (tonic triad tokens)
     lora_rank: int = 0                            # > 0: train LoRA adapters (peft) instead of the decoder
     lora_alpha: float = 16.0
     # --- data
@@ -58,6 +62,8 @@ class LMTrainingConfig(BaseTrainingConfig):
     text_dropout: float = 0.2
     clap_prob: float = 0.3
     melody_prob: float = 0.3
+    rhythm_prob: float = 0.5
+    key_prob: float = 0.5
     # --- optimisation (audiocraft's MusicGen: AdamW, betas (0.9, 0.95), clip 1)
     learning_rate: float = 1e-3
     betas: tuple = (0.9, 0.95)
@@ -69,7 +75,7 @@ class LMTrainingConfig(BaseTrainingConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("drop_all", "text_dropout", "clap_prob", "melody_prob"):
+        for name in ("drop_all", "text_dropout", "clap_prob", "melody_prob", "rhythm_prob", "key_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.crop_seconds <= 0:
@@ -98,15 +104,20 @@ class LMSolver(BaseSolver):
             raise ValueError(f"crop_seconds {cfg.crop_seconds} needs {crop} positions; the decoder has "
                              f"{decoder_cfg.max_position_embeddings}")
         kw = dict(num_codebooks=decoder_cfg.num_codebooks, crop_frames=crop, pad_code=decoder_cfg.pad_token_id,
-                  seed=cfg.seed, conditions=cfg.use_conditions)
+                  seed=cfg.seed, conditions=cfg.use_conditions, rhythm_vocab=cfg.rhythm_vocab)
         self.train_set = TokenCrops(cfg.train_cache, **kw)
         self.validation_set = (TokenCrops(cfg.validation_cache, **{**kw, "random_crops": False})
                                if cfg.validation_cache else None)
+        attributes = dict(rhythm_vocab=cfg.rhythm_vocab, key_condition=cfg.key_condition)
+        if (cfg.rhythm_vocab or cfg.key_condition) and not self.train_set.has_melody:
+            raise ValueError(f"rhythm / key conditions need {cfg.train_cache}'s conditions.safetensors")
         if conditioner is None:
             conditioner = MusicConditioner(MusicConditionerConfig(
                 hidden_size=musicgen.text_encoder.config.hidden_size,
                 clap_dim=self.train_set.conditions.clap_dim if self.train_set.has_clap else 0,
-                melody_vocab=13 if self.train_set.has_melody else 0, melody_stride=cfg.melody_stride))
+                melody_vocab=13 if self.train_set.has_melody else 0, melody_stride=cfg.melody_stride, **attributes))
+        elif any(getattr(conditioner.config, k) != v for k, v in attributes.items()):
+            conditioner = _with_attributes(conditioner, attributes)
         self._musicgen_unwrapped = musicgen
         trainable = [p for p in musicgen.parameters() if p.requires_grad]
         decay = [p for p in trainable if p.ndim >= 2]
@@ -166,15 +177,21 @@ class LMSolver(BaseSolver):
         return musicgen
 
     # ------------------------------------------------------------------ steps
-    def condition_flags(self, batch_size: int, has_text: torch.Tensor) -> dict:
+    def condition_flags(self, batch_size: int, has_text: torch.Tensor, has_rhythm: torch.Tensor | None = None,
+                        has_key: torch.Tensor | None = None) -> dict:  # fmt: skip
         """Which conditions each example sees (drawn from torch's RNG: see the module docstring)."""
         cfg = self.cfg
         keep = torch.rand(batch_size) >= cfg.drop_all
-        return {
+        flags = {
             "text": keep & has_text & (torch.rand(batch_size) >= cfg.text_dropout),
             "clap": keep & (torch.rand(batch_size) < cfg.clap_prob),
             "melody": keep & (torch.rand(batch_size) < cfg.melody_prob),
         }
+        if has_rhythm is not None:
+            flags["rhythm"] = keep & has_rhythm & (torch.rand(batch_size) < cfg.rhythm_prob)
+        if has_key is not None:
+            flags["key"] = keep & has_key & (torch.rand(batch_size) < cfg.key_prob)
+        return flags
 
     def encode_conditions(self, batch, flags: dict, unwrapped: bool = False):
         """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch, with the conditions ``flags`` turn on."""
@@ -186,6 +203,10 @@ class LMSolver(BaseSolver):
             extra.update(clap=batch["clap"].to(device), clap_on=flags["clap"].to(device))
         if "melody" in batch and cond.melody_vocab:
             extra.update(melody=batch["melody"].to(device), melody_on=flags["melody"].to(device))
+        if "rhythm" in batch and cond.rhythm_vocab:
+            extra.update(rhythm=batch["rhythm"].to(device), rhythm_on=flags.get("rhythm", _off(batch)).to(device))
+        if "key" in batch and cond.key_condition:
+            extra.update(key=batch["key"].to(device), key_on=flags.get("key", _off(batch)).to(device))
         text_mask = text_mask * flags["text"].to(device)[:, None]
         conditioner = self.accelerator.unwrap_model(self.conditioner) if unwrapped else self.conditioner
         return conditioner(text, text_mask, **extra)
@@ -223,7 +244,7 @@ class LMSolver(BaseSolver):
 
     def train_step(self, batch) -> dict:
         captions = list(batch["caption"])
-        flags = self.condition_flags(len(captions), _has_text(captions))
+        flags = self.condition_flags(len(captions), _has_text(captions), *_has_attributes(batch))
         out, _ = self.lm_loss(batch, flags)
         self.backward(out.loss)
         return {"loss": out.loss.detach(), "text_on": flags["text"].float().mean()}
@@ -231,7 +252,8 @@ class LMSolver(BaseSolver):
     @torch.no_grad()
     def validate(self) -> dict:
         """Cross-entropy and top-1 accuracy per codebook on the validation items' first windows,
-        with the text only (the text-to-music use) and with no condition at all."""
+        with the text only (the text-to-music use), with no condition at all and, for a model with
+        rhythm / key conditions, with the text and those (``attributes``)."""
         if self.validation_set is None:
             return {}
         from torch.utils.data import DataLoader, Subset
@@ -245,8 +267,14 @@ class LMSolver(BaseSolver):
             size = len(batch["caption"])
             has_text = _has_text(batch["caption"])
             off = torch.zeros(size, dtype=torch.bool)
-            for name, flags in (("text", {"text": has_text, "clap": off, "melody": off}),
-                                ("none", {"text": off, "clap": off, "melody": off})):
+            rows = [("text", {"text": has_text, "clap": off, "melody": off}),
+                    ("none", {"text": off, "clap": off, "melody": off})]
+            has_rhythm, has_key = _has_attributes(batch)
+            if has_rhythm is not None or has_key is not None:
+                rows.append(("attributes", {"text": has_text, "clap": off, "melody": off,
+                                            "rhythm": off if has_rhythm is None else has_rhythm,
+                                            "key": off if has_key is None else has_key}))
+            for name, flags in rows:
                 with self.accelerator.autocast():
                     out, labels = self.lm_loss(batch, flags, unwrapped=True)
                 sums[f"val_loss_{name}"] = sums.get(f"val_loss_{name}", 0.0) + float(out.loss) * size
@@ -278,6 +306,31 @@ class LMSolver(BaseSolver):
         clap, clap_processor = clap_for_export(self.cfg.clap)
         return TextToMusicPipeline(musicgen=musicgen, conditioner=self.accelerator.unwrap_model(self.conditioner),
                                    tokenizer=self.tokenizer, clap=clap, clap_processor=clap_processor)
+
+
+def _off(batch) -> torch.Tensor:
+    return torch.zeros(len(batch["caption"]), dtype=torch.bool)
+
+
+def _has_attributes(batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(B,) bool each: which examples have beats / a known key (None: the batch has none)."""
+    rhythm = batch["rhythm_valid"].bool() if "rhythm_valid" in batch else None
+    key = (batch["key"] >= 0) if "key" in batch else None
+    return rhythm, key
+
+
+def _with_attributes(conditioner, attributes: dict):
+    """A copy of a trained conditioner with rhythm / key conditions added (fresh weights for
+    those, the trained ones kept), for fine-tuning a model to them."""
+    from hf_musiccodec.pipelines.text_to_music.conditioner import MusicConditioner, MusicConditionerConfig
+
+    config = MusicConditionerConfig(**{**conditioner.config.to_dict(), **attributes})
+    grown = MusicConditioner(config)
+    missing, unexpected = grown.load_state_dict(conditioner.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"cannot drop conditions from a trained conditioner: {unexpected}")
+    logger.info("conditioner: added %s (new weights: %s)", attributes, missing)
+    return grown
 
 
 def _has_text(captions) -> torch.Tensor:

@@ -10,6 +10,11 @@ MusicGen's own ``enc_to_dec_proj`` maps all of them to the decoder):
 * **melody** (MusicGen-melody's chroma): the argmax pitch class per codec frame (13 values, 12 =
   unpitched), one token per ``melody_stride`` frames, each with a sinusoidal code of the decoder
   position it belongs to, so cross-attention can find the token of the frame being generated.
+* **rhythm**: the beat phase per codec frame (``musical_attributes.beat_phase_tokens``), tokens
+  made as the melody's (one per ``melody_stride`` frames, positioned): a beat grid at the tempo
+  asked for.
+* **key**: three tokens, the key's tonic triad as pitch classes of the melody's embedding table
+  (so a key reuses what the melody condition taught about each pitch class), each with a role.
 
 Each condition has an on/off flag per example; off means absent (masked out), which is also how
 classifier-free guidance's unconditional half is made (every flag off, as transformers does).
@@ -24,7 +29,11 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
+from ...conditioning.musical_attributes import NUM_KEYS, key_triad
+
 __all__ = ["MusicConditionerConfig", "MusicConditioner"]
+
+_TRIADS = [key_triad(k) for k in range(NUM_KEYS)]
 
 
 class MusicConditionerConfig(PretrainedConfig):
@@ -32,17 +41,24 @@ class MusicConditionerConfig(PretrainedConfig):
     hidden_size: width of the condition tokens: the text encoder's hidden size (MiniLM: 384).
     clap_dim: size of the CLAP embedding (0: no CLAP condition).
     melody_vocab: pitch-class tokens incl. "unpitched" (0: no melody condition).
-    melody_stride: codec frames per melody token (75 Hz / 3 = 25 melody tokens per second).
+    melody_stride: codec frames per melody token (75 Hz / 3 = 25 melody tokens per second); also
+        per rhythm token.
+    rhythm_vocab: beat phases a beat is divided into (0: no rhythm condition).
+    key_condition: a key condition (needs the melody's pitch-class table).
     """
 
     model_type = "music_conditioner"
 
     def __init__(self, hidden_size: int = 384, clap_dim: int = 256, melody_vocab: int = 13, melody_stride: int = 3,
-                 **kwargs):
+                 rhythm_vocab: int = 0, key_condition: bool = False, **kwargs):
         self.hidden_size = int(hidden_size)
         self.clap_dim = int(clap_dim)
         self.melody_vocab = int(melody_vocab)
         self.melody_stride = int(melody_stride)
+        self.rhythm_vocab = int(rhythm_vocab)
+        self.key_condition = bool(key_condition)
+        if self.key_condition and self.melody_vocab < 12:
+            raise ValueError("key_condition needs the melody's pitch-class table (melody_vocab >= 12)")
         super().__init__(**kwargs)
 
 
@@ -59,6 +75,11 @@ class MusicConditioner(PreTrainedModel):
         if config.melody_vocab:
             self.melody_embedding = nn.Embedding(config.melody_vocab, h)
             self.melody_type = nn.Parameter(torch.zeros(h))
+        if config.rhythm_vocab:
+            self.rhythm_embedding = nn.Embedding(config.rhythm_vocab, h)
+            self.rhythm_type = nn.Parameter(torch.zeros(h))
+        if config.key_condition:
+            self.key_roles = nn.Parameter(torch.zeros(3, h))  # tonic, third, fifth
         # A text-only conditioner has no parameters: this buffer follows .to() so device/dtype still
         # answer, and is saved so its folder still has a weights file for from_pretrained.
         self.register_buffer("anchor", torch.zeros(()))
@@ -82,41 +103,65 @@ class MusicConditioner(PreTrainedModel):
     def melody_tokens_per(self, frames: int) -> int:
         return math.ceil(frames / self.config.melody_stride)
 
+    def _framewise(self, tokens: torch.Tensor, embedding: nn.Embedding, type_vector: torch.Tensor, start_frame: int):
+        """Tokens per codec frame (B, frames) -> one state per ``melody_stride`` frames (the middle
+        frame's token), plus the sinusoids of the decoder's own position table (transformers'
+        MusicGen) at that frame's decoder position."""
+        stride = self.config.melody_stride
+        picked = tokens[:, stride // 2 :: stride]
+        frames = torch.arange(picked.shape[1], device=tokens.device) * stride + stride // 2
+        # frame f of the window is codebook 0's decoder position f + 1 (after the start token)
+        positions = frames + 1 + start_frame
+        size = int(positions.max()) + 1 if positions.numel() else 1
+        table = MusicgenSinusoidalPositionalEmbedding.get_embedding(size, self.config.hidden_size)
+        dtype = type_vector.dtype
+        return embedding(picked.long()) + type_vector + table.to(tokens.device, dtype)[positions]
+
     def forward(self, text_states: torch.Tensor, text_mask: torch.Tensor, clap: torch.Tensor | None = None,
                 clap_on: torch.Tensor | None = None, melody: torch.Tensor | None = None,
-                melody_on: torch.Tensor | None = None, melody_start_frame: int = 0):
+                melody_on: torch.Tensor | None = None, melody_start_frame: int = 0,
+                rhythm: torch.Tensor | None = None, rhythm_on: torch.Tensor | None = None,
+                key: torch.Tensor | None = None, key_on: torch.Tensor | None = None):
         """``(states (B, M, hidden), mask (B, M))`` for MusicGen's ``encoder_outputs`` / ``attention_mask``.
 
         text_states, text_mask: text encoder output (B, L, hidden) and its mask (all 0 = no text).
         clap: (B, clap_dim) embedding; clap_on: (B,) bool (default all on).
-        melody: (B, frames) pitch classes per codec frame; melody_on: (B,) bool. Frame f of the
-            window generated is codebook 0's decoder position ``f + 1`` (after the start token);
-            ``melody_start_frame`` shifts the codes when the window continues earlier frames.
+        melody: (B, frames) pitch classes per codec frame of the window; melody_on: (B,) bool.
+            ``melody_start_frame`` shifts the frames (melody and rhythm) when the window's decoder
+            positions do not start at its first frame.
+        rhythm: (B, frames) beat-phase tokens per codec frame; rhythm_on: (B,) bool.
+        key: (B,) key indices (0-23; anything else counts as off); key_on: (B,) bool.
         """
         states, masks = [text_states], [text_mask.to(text_states.dtype)]
         batch, dtype, device = text_states.shape[0], text_states.dtype, text_states.device
+
+        def flags(on):
+            return torch.ones(batch, dtype=torch.bool, device=device) if on is None else on.bool()
+
         if clap is not None:
             if not self.config.clap_dim:
                 raise ValueError("this model was built without a CLAP condition (clap_dim=0)")
             token = self.clap_projection(clap.to(dtype)) + self.clap_type
             states.append(token[:, None])
-            on = torch.ones(batch, dtype=torch.bool, device=device) if clap_on is None else clap_on.bool()
-            masks.append(on.to(dtype)[:, None])
-        if melody is not None:
-            if not self.config.melody_vocab:
-                raise ValueError("this model was built without a melody condition (melody_vocab=0)")
-            stride = self.config.melody_stride
-            picked = melody[:, stride // 2 :: stride]  # the middle frame of each stride
-            frames = torch.arange(picked.shape[1], device=device) * stride + stride // 2
-            # the sinusoids of the decoder's own position table (transformers' MusicGen), at the decoder
-            # position of each token's frame
-            positions = frames + 1 + melody_start_frame
-            size = int(positions.max()) + 1 if positions.numel() else 1
-            table = MusicgenSinusoidalPositionalEmbedding.get_embedding(size, self.config.hidden_size)
-            position = table.to(device, dtype)[positions]
-            states.append(self.melody_embedding(picked.long()) + self.melody_type + position)
-            on = torch.ones(batch, dtype=torch.bool, device=device) if melody_on is None else melody_on.bool()
-            masks.append(on.to(dtype)[:, None].expand(-1, picked.shape[1]))
+            masks.append(flags(clap_on).to(dtype)[:, None])
+        for name, tokens, on, vocab in (("melody", melody, melody_on, self.config.melody_vocab),
+                                        ("rhythm", rhythm, rhythm_on, self.config.rhythm_vocab)):
+            if tokens is None:
+                continue
+            if not vocab:
+                raise ValueError(f"this model was built without a {name} condition ({name}_vocab=0)")
+            framewise = self._framewise(tokens, getattr(self, f"{name}_embedding"), getattr(self, f"{name}_type"),
+                                        melody_start_frame)  # fmt: skip
+            states.append(framewise.to(dtype))
+            masks.append(flags(on).to(dtype)[:, None].expand(-1, framewise.shape[1]))
+        if key is not None:
+            if not self.config.key_condition:
+                raise ValueError("this model was built without a key condition (key_condition=False)")
+            key = key.long().to(device)
+            valid = (key >= 0) & (key < NUM_KEYS)
+            triad = torch.tensor(_TRIADS, device=device)[key.clamp(0, NUM_KEYS - 1)]  # (B, 3) pitch classes
+            states.append((self.melody_embedding(triad) + self.key_roles).to(dtype))
+            masks.append((flags(key_on) & valid).to(dtype)[:, None].expand(-1, 3))
         states = torch.cat(states, dim=1)
         mask = torch.cat(masks, dim=1)
         return states * mask[..., None], mask.long()

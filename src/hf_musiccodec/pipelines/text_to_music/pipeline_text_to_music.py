@@ -7,8 +7,10 @@
 Beyond a text prompt it takes an audio prompt to continue (``audio_prompt``), a reference tune
 whose melody to follow (``melody``: MusicGen-melody's argmax chroma, here as condition tokens),
 the prompt's CLAP text embedding as an extra condition (``use_clap``: MusicLM's idea, the model
-saw CLAP *audio* embeddings in training) and lengths beyond the trained context (windows that
-overlap by ``window_overlap_s``, each continuing the last seconds of the previous one).
+saw CLAP *audio* embeddings in training), a tempo and a key (``bpm``, ``key``, or read from the
+prompt: ``conditioning.prompt_attributes``) for a model trained with rhythm / key conditions, and
+lengths beyond the trained context (windows that overlap by ``window_overlap_s``, each continuing
+the last seconds of the previous one).
 
 Folder layout (``save_pretrained``): ``musicgen/`` (a transformers MusicGen folder with the
 tokenizer: ``pipeline("text-to-audio", model=<folder>/musicgen)`` runs it), ``conditioner/``,
@@ -28,6 +30,8 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 # Imported for diffusers' loader, which resolves each component's module from sys.modules.
 from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
 from ...conditioning.frozen_minilm import FrozenMiniLMModel  # noqa: F401
+from ...conditioning.musical_attributes import NUM_KEYS, beat_grid, beat_phase_tokens, key_index
+from ...conditioning.prompt_attributes import BPM_RANGE, TEMPO_BANDS, parse_prompt_attributes
 from ..pipeline_utils import CodecPipelineMixin, GeneratorError, clap_text_embeddings, user_waveform
 from .conditioner import MusicConditioner
 from .sampling import SamplingOptions, sample_window
@@ -118,6 +122,66 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         out[: len(tune)] = torch.from_numpy(tune.astype(np.int64))
         return out
 
+    def check_attributes(self, bpm, key) -> int | None:
+        """Validates ``bpm`` / ``key`` (a key name or index); returns the key index."""
+        cond = self.conditioner.config
+        if bpm is not None:
+            if not cond.rhythm_vocab:
+                raise GeneratorError("bpm needs a model trained with a rhythm condition (this one has none)")
+            if not (isinstance(bpm, (int, float)) and BPM_RANGE[0] <= bpm <= BPM_RANGE[1]):
+                raise GeneratorError(f"bpm must be {BPM_RANGE[0]:g}-{BPM_RANGE[1]:g}, got {bpm!r}")
+        if key is None:
+            return None
+        if not cond.key_condition:
+            raise GeneratorError("key needs a model trained with a key condition (this one has none)")
+        if isinstance(key, str):
+            try:
+                return key_index(key)
+            except ValueError as e:
+                raise GeneratorError(str(e)) from None
+        if isinstance(key, int) and 0 <= key < NUM_KEYS:
+            return key
+        raise GeneratorError(f"key must be a key name such as 'F# minor' or an index 0-{NUM_KEYS - 1}, got {key!r}")
+
+    def prepare_attributes(self, prompts: list[str], n: int, frames: int, bpm, key: int | None, read_prompt: bool,
+                           generator) -> dict:  # fmt: skip
+        """The conditioner's rhythm and key inputs for every waveform: the tempo and key given,
+        else those each prompt states; a tempo band draws a tempo in it and a bare mode a tonic
+        (from ``generator``). Empty for a model without these conditions."""
+        cond = self.conditioner.config
+        if not (cond.rhythm_vocab or cond.key_condition):
+            return {}
+        batch = len(prompts) * n
+        rhythm = torch.zeros(batch, frames, dtype=torch.long)
+        rhythm_on = torch.zeros(batch, dtype=torch.bool)
+        keys = torch.full((batch,), -1, dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            try:
+                stated = parse_prompt_attributes(prompt) if read_prompt else None
+            except ValueError as e:
+                raise GeneratorError(str(e)) from None
+            for b in range(i * n, (i + 1) * n):
+                tempo = bpm if bpm is not None else stated.bpm if stated else None
+                if tempo is None and stated and stated.tempo_band:
+                    low, high = TEMPO_BANDS[stated.tempo_band]
+                    tempo = low + (high - low) * float(torch.rand((), generator=generator))
+                if tempo is not None and cond.rhythm_vocab:
+                    grid = beat_grid(tempo, self.frame_rate, frames)
+                    rhythm[b] = torch.from_numpy(beat_phase_tokens(grid, 0, frames, cond.rhythm_vocab))
+                    rhythm_on[b] = True
+                k = key if key is not None else stated.key if stated else None
+                if k is None and stated and stated.mode:
+                    k = int(torch.randint(12, (), generator=generator)) + 12 * (stated.mode == "minor")
+                if k is not None and cond.key_condition:
+                    keys[b] = k
+        device = self.musicgen.device
+        out = {}
+        if cond.rhythm_vocab:
+            out.update(rhythm=rhythm.to(device), rhythm_on=rhythm_on.to(device))
+        if cond.key_condition:
+            out.update(key=keys.to(device), key_on=(keys >= 0).to(device))
+        return out
+
     @torch.no_grad()
     def __call__(
         self,
@@ -135,6 +199,9 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         melody=None,
         melody_sampling_rate: int | None = None,
         use_clap: bool = False,
+        bpm: float | None = None,
+        key: str | int | None = None,
+        read_prompt_attributes: bool = True,
         window_overlap_s: float = 5.0,
         output_type: str = "np",
         return_dict: bool = True,
@@ -148,7 +215,9 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
 
         ``audio_prompt`` (channels, samples) at ``audio_prompt_sampling_rate``: the output starts
         with it (re-encoded) and continues it; ``audio_length_in_s`` counts it. ``melody``: a tune
-        at ``melody_sampling_rate`` whose melody the output follows from its start. Longer than the
+        at ``melody_sampling_rate`` whose melody the output follows from its start. ``bpm`` and
+        ``key`` ("F# minor" or 0-23) set the rhythm / key conditions; otherwise, with
+        ``read_prompt_attributes``, the tempo and key the prompt states do. Longer than the
         context: windows, each continuing the last ``window_overlap_s`` of the previous.
         ``callback_on_step_end(pipe, step, frame, {"codes": delayed buffer})`` after every token
         step (diffusers' convention; ``pipe._interrupt = True`` stops early).
@@ -158,6 +227,7 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
         top_k = defaults.top_k if top_k is None else top_k
         prompts = self.check_inputs(prompt, audio_length_in_s, guidance_scale, num_waveforms_per_prompt)
+        key = self.check_attributes(bpm, key)
         if output_type not in ("np", "pt"):
             raise GeneratorError(f"output_type must be 'np' or 'pt', got {output_type!r}")
         self._interrupt = False
@@ -173,6 +243,7 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         tune = None
         if melody is not None:
             tune = self.melody_tokens(melody, melody_sampling_rate, frames).to(device)[None].expand(batch, -1)
+        attributes = self.prepare_attributes(prompts, n, frames, bpm, key, read_prompt_attributes, generator)
 
         # 3. prepare the audio prompt's codes
         codes = torch.zeros(batch, self.musicgen.decoder.num_codebooks, 0, dtype=torch.long, device=device)
@@ -206,6 +277,10 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
                 extra.update(clap=clap, clap_on=text_mask.any(-1))
             if tune is not None:
                 extra["melody"] = tune[:, begin : begin + length]
+            if attributes:
+                extra.update(attributes)
+                if "rhythm" in attributes:
+                    extra["rhythm"] = attributes["rhythm"][:, begin : begin + length]
             states, mask = self.conditioner(text, text_mask, **extra)
             new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
                                 generator=generator, on_step=on_step)  # fmt: skip
