@@ -116,6 +116,19 @@ def test_render_many_resumes(tmp_path, monkeypatch):
 
 
 @needs_fluidsynth
+def test_render_many_in_two_processes_writes_what_one_does(tmp_path):
+    kw = dict(renders_per_piece=2, max_seconds=1.0, min_seconds=0.5, sampling_rate=16000, progress=False)
+    pieces = ["bach/bwv66.6", "essenFolksong/altdeu10#3", "no/such-piece"]
+    serial = mr.render_many(pieces, tmp_path / "one", **kw)
+    parallel = mr.render_many(pieces, tmp_path / "two", workers=2, **kw)
+    assert [r["render_id"] for r in parallel] == [r["render_id"] for r in serial] and len(serial) == 4
+    assert [{k: v for k, v in r.items() if k != "loudness_lufs"} for r in parallel] == \
+        [{k: v for k, v in r.items() if k != "loudness_lufs"} for r in serial]  # fmt: skip
+    failed = (tmp_path / "two" / "failed.jsonl").read_text()
+    assert "no/such-piece@0" in failed and "no/such-piece@1" in failed
+
+
+@needs_fluidsynth
 def test_render_midi_stops_after_what_is_needed(tmp_path):
     # fluidsynth never finishes some MIDI files: rendering stops once the clip is long enough.
     from music21 import note, stream
