@@ -7,7 +7,7 @@ own conditioners; here they become:
 
 * **rhythm**: for each codec frame, where it falls within its beat, quantised to ``vocab``
   phases (0 = on the beat). A grid at the asked tempo at inference; the beats an offline tracker
-  finds at the known tempo in training. Per-frame, so the model only has to learn a local rule
+  (``metrics.detect_beats``) finds at the known tempo in training. Per-frame, so the model only has to learn a local rule
   ("an onset where the phase wraps") instead of a tempo.
 * **key**: ``tonic + 12 * minor`` (0-23); conditioners feed its tonic triad as pitch classes
   (the third is what makes the mode).
@@ -19,14 +19,11 @@ import re
 
 import numpy as np
 
-__all__ = [
-    "NUM_KEYS", "PITCH_CLASS", "beat_grid", "beat_phase_tokens", "key_index", "key_name", "key_triad", "track_beats",
-]  # fmt: skip
+__all__ = ["NUM_KEYS", "PITCH_CLASS", "beat_grid", "beat_phase_tokens", "key_index", "key_triad"]
 
 NUM_KEYS = 24
 PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACCIDENTAL = {"": 0, "#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "-": -1, "flat": -1}
-_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 _KEY_NAME = re.compile(r"^\s*([A-Ga-g])\s*(\s*sharp|\s*flat|#|♯|b|♭|-)?[\s-]*(major|minor)\s*$", re.IGNORECASE)
 
 
@@ -38,12 +35,6 @@ def key_index(name: str) -> int:
     letter, accidental, mode = m.group(1).upper(), (m.group(2) or "").strip().lower(), m.group(3).lower()
     tonic = (PITCH_CLASS[letter] + _ACCIDENTAL[accidental]) % 12
     return tonic + 12 * (mode == "minor")
-
-
-def key_name(index: int) -> str:
-    if not 0 <= int(index) < NUM_KEYS:
-        raise ValueError(f"key index must be in 0-{NUM_KEYS - 1}, got {index}")
-    return f"{_NAMES[index % 12]} {'minor' if index >= 12 else 'major'}"
 
 
 def key_triad(index: int) -> tuple[int, int, int]:
@@ -75,16 +66,3 @@ def beat_phase_tokens(beat_frames, start_frame: int, num_frames: int, vocab: int
     phase = (t - beats[i]) / (beats[i + 1] - beats[i])  # < 0 before the first beat, > 1 after the last
     return np.floor(np.mod(phase, 1.0) * vocab).astype(np.int64) % vocab
 
-
-def track_beats(audio, sr: int, bpm: float | None = None) -> np.ndarray:
-    """Beat times (s) from librosa's tracker, at the known tempo when ``bpm`` is given (renders),
-    so only the phase is estimated; empty when it finds fewer than two."""
-    import librosa
-
-    y = np.asarray(audio, dtype=np.float32)
-    if y.ndim == 2:
-        y = y.mean(0)
-    kwargs = {"bpm": float(bpm)} if bpm else {}
-    _, beats = librosa.beat.beat_track(y=y, sr=sr, units="time", trim=False, **kwargs)
-    beats = np.asarray(beats, dtype=np.float64)
-    return beats if beats.size >= 2 else np.zeros(0)

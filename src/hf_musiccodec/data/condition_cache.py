@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from ..audio.io import load_audio
-from ..conditioning.musical_attributes import beat_phase_tokens, key_index, track_beats
+from ..conditioning.musical_attributes import beat_phase_tokens, key_index
+from ..metrics.beats import detect_beats
 from ..metrics.melody_dynamics import melody_chroma
 from .latent_cache import ITEMS_NAME, _shard_path, read_index
 from .manifest import read_manifest_records
@@ -88,9 +89,12 @@ def melody_tokens(audio, sr: int, frame_rate: float, num_frames: int) -> np.ndar
 
 
 def item_beats(item: dict, audio, sr: int) -> np.ndarray:
-    """Beat times (s) of an item's audio: at its stated tempo unless that is an estimate."""
+    """Beat times (s) of an item's audio: at its stated tempo unless that is an estimate; none for
+    an item shorter than the tracker's 1 s."""
+    if len(audio) < sr:
+        return np.zeros(0)
     bpm = item.get("tempo_bpm") if not item.get("tempo_estimated") else None
-    return track_beats(audio, sr, bpm=bpm)
+    return detect_beats(audio, sr, bpm=bpm, trim=False)  # beats to the edges: crops start anywhere
 
 
 def item_key(item: dict) -> int:

@@ -9,12 +9,14 @@ from hf_musiccodec.metrics._checks import mono, vector
 __all__ = ["detect_beats", "beat_f1"]
 
 
-def detect_beats(audio, sr: int, start_bpm: float = 120.0) -> np.ndarray:
-    """Beat times in seconds ``(beats,)``, ascending; empty when no beat is found."""
+def detect_beats(audio, sr: int, start_bpm: float = 120.0, bpm: float | None = None, trim: bool = True) -> np.ndarray:
+    """Beat times in seconds ``(beats,)``, ascending; empty when no beat is found. ``bpm``: the
+    known tempo (e.g. a render's), so that only the beats' phase is estimated; ``trim=False``
+    keeps the weak beats at the ends (librosa's ``trim``)."""
     import librosa
 
     y = mono(audio, sr, min_seconds=1.0)
-    _, beats = librosa.beat.beat_track(y=y, sr=sr, start_bpm=start_bpm, units="time")
+    _, beats = librosa.beat.beat_track(y=y, sr=sr, start_bpm=start_bpm, bpm=bpm, units="time", trim=trim)
     return np.asarray(beats, dtype=np.float64)
 
 
