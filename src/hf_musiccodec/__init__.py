@@ -29,6 +29,7 @@ _LAZY = {
     "VampNetConfig": "models.vampnet",
     "VampNetModel": "models.vampnet",
     "VampNetPipeline": "pipelines.vampnet",
+    "MusicDiffusionPipeline": "pipelines.latent_diffusion",
 }
 __all__ = [*_LAZY, "__version__"]
 

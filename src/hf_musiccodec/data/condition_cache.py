@@ -306,11 +306,15 @@ class ConditionCache:
             out[lo - start_frame : hi - start_frame] = self._melody[a + lo : a + hi].long()
         return out
 
+    def beats(self, item: int) -> np.ndarray:
+        """The item's beat positions in codec frames (float64; empty for an item without beats)."""
+        self._check(item)
+        return self._beats[self._beat_offsets[item] : self._beat_offsets[item + 1]]
+
     def rhythm(self, item: int, start_frame: int, num_frames: int, vocab: int) -> torch.LongTensor | None:
         """``(num_frames,)`` beat-phase tokens (``beat_phase_tokens``) of frames ``start_frame...``;
         None for an item without beats."""
-        self._check(item)
-        beats = self._beats[self._beat_offsets[item] : self._beat_offsets[item + 1]]
+        beats = self.beats(item)
         if beats.size < 2:
             return None
         return torch.from_numpy(beat_phase_tokens(beats, start_frame, num_frames, vocab))

@@ -28,6 +28,7 @@ __all__ = [
     "check_generator_output",
     "user_waveform",
     "clap_text_embeddings",
+    "clap_audio_embeddings",
     "CodecPipelineMixin",
 ]
 
@@ -174,6 +175,16 @@ def clap_text_embeddings(clap, clap_processor, prompts: list[str], device) -> to
         features = clap.get_text_features(**{k: v.to(clap.device) for k, v in text.items()})
         out[given] = features.pooler_output.to(device, out.dtype)
     return out
+
+
+@torch.no_grad()
+def clap_audio_embeddings(clap, clap_processor, audios, sampling_rate: int, device) -> torch.Tensor:
+    """CLAP audio embeddings (len(audios), dim) of mono waveforms (each (samples,) at ``sampling_rate``;
+    CLAP embeds a long clip window by window)."""
+    features = clap_processor.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
+                                                sampling_rate=int(sampling_rate), return_tensors="pt")
+    out = clap.get_audio_features(**{k: v.to(clap.device) for k, v in features.items()})
+    return out.pooler_output.to(device)
 
 
 class CodecPipelineMixin:

@@ -99,3 +99,24 @@ def tiny_vampnet_pipeline(seed: int = 0, context_seconds: float = 1.0, with_clap
                 if p.ndim >= 1 and p.dtype.is_floating_point:
                     p.normal_(0.0, 0.3)
     return VampNetPipeline(codec=codec, vampnet=coarse, coarse_to_fine=fine, clap=clap, clap_processor=processor)
+
+
+def tiny_music_diffusion_pipeline(seed: int = 0, patch: int = 2):
+    """A random-weight :class:`MusicDiffusionPipeline` for tests: the tiny EnCodec-24 kHz codec's latents
+    (8 dimensions at 75 Hz, ``patch`` frames per U-Net column), a two-level U-Net of a few thousand
+    parameters, DPM-Solver++ (v-prediction) and a tiny MusicClap."""
+    import torch
+    from diffusers import DPMSolverMultistepScheduler
+
+    from ..codecs import MusicCodecModel
+    from ..conditioning import MusicClapModel, build_music_clap_processor
+    from ..pipelines.latent_diffusion import MusicDiffusionPipeline, build_music_unet
+
+    torch.manual_seed(seed)
+    codec = MusicCodecModel(tiny_codec_config("encodec_24khz", kmeans_init=False)).eval()
+    config = tiny_clap_config()
+    clap, processor = MusicClapModel(config).eval(), build_music_clap_processor(config)
+    unet = build_music_unet(codec.config.hidden_size * patch, config.projection_dim, block_out_channels=(16, 32),
+                            attention_head_dim=8, norm_num_groups=8).eval()
+    scheduler = DPMSolverMultistepScheduler(prediction_type="v_prediction", beta_schedule="squaredcos_cap_v2")
+    return MusicDiffusionPipeline(unet=unet, scheduler=scheduler, codec=codec, clap=clap, clap_processor=processor)

@@ -213,6 +213,9 @@ class BaseSolver:
         """Metrics at each validation step; runs on the main process only (no collectives)."""
         return {}
 
+    def after_optimizer_step(self) -> None:
+        """Runs after every optimizer step, before logging and checkpoints (e.g. an EMA update)."""
+
     def export_model(self):
         """The model ``export`` saves (default: the first one added), unwrapped."""
         return self.accelerator.unwrap_model(self._trained[0].model)
@@ -327,6 +330,7 @@ class BaseSolver:
             if not acc.sync_gradients:
                 continue
             logs.update(self._optimizer_steps())
+            self.after_optimizer_step()
             self.state.step += 1
             progress.update(1)
             self._after_step(logs, started, first_step, progress)

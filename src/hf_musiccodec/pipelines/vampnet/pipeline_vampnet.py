@@ -34,7 +34,13 @@ from diffusers.utils import BaseOutput
 from ...codecs import MusicCodecModel  # noqa: F401
 from ...conditioning import MusicClapModel, MusicClapProcessor  # noqa: F401
 from ...models.vampnet import VampNetModel
-from ..pipeline_utils import CodecPipelineMixin, GeneratorError, clap_text_embeddings, user_waveform
+from ..pipeline_utils import (
+    CodecPipelineMixin,
+    GeneratorError,
+    clap_audio_embeddings,
+    clap_text_embeddings,
+    user_waveform,
+)
 from . import masks as M
 from .sampling import VampSamplingOptions, vamp
 
@@ -164,12 +170,9 @@ class VampNetPipeline(CodecPipelineMixin, DiffusionPipeline):
                                  "need a pipeline with CLAP")
         device = self.vampnet.device
         if condition_audio is not None:
-            x = user_waveform(condition_audio, condition_audio_sampling_rate,
-                              self.clap_processor.feature_extractor.sampling_rate, 1, "condition_audio", MIN_INPUT_S)
-            features = self.clap_processor(audio=x[0], sampling_rate=self.clap_processor.feature_extractor.sampling_rate,
-                                           return_tensors="pt")
-            embedding = self.clap.get_audio_features(**{k: v.to(self.clap.device) for k, v in features.items()})
-            embedding = embedding.pooler_output.to(device)
+            rate = self.clap_processor.feature_extractor.sampling_rate
+            x = user_waveform(condition_audio, condition_audio_sampling_rate, rate, 1, "condition_audio", MIN_INPUT_S)
+            embedding = clap_audio_embeddings(self.clap, self.clap_processor, [x[0]], rate, device)
         else:
             if not isinstance(prompt, str):
                 raise GeneratorError("prompt must be a string")
