@@ -179,6 +179,16 @@ def codec_roundtrip(model, audio: np.ndarray, bandwidth: float) -> tuple[np.ndar
                      "file_kbps": len(data) * 8 / duration / 1000, "payload_kbps": payload * 8 / duration / 1000}
 
 
+def continuous_roundtrip(model, audio: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The codec as the plain autoencoder latent diffusion uses: ``decode_latents(encode_latents(x))``,
+    no quantizer (no bitrate): ``(decoded (C, T), {})``."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+    decoded = model.decode_latents(model.encode_latents(x))[0, :, : audio.shape[-1]]
+    return decoded.float().numpy(), {}
+
+
 def opus_available(ffmpeg: str = "ffmpeg") -> bool:
     """True if ``ffmpeg`` is on the PATH and has the libopus encoder."""
     if shutil.which(ffmpeg) is None:
@@ -281,11 +291,12 @@ def loudness_change(ref: np.ndarray, est: np.ndarray, sampling_rate: int, floor:
 
 def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bool = True, use_visqol=None,
                     opus_bitrates=None, anchors: bool = True, align: bool = True, ffmpeg: str = "ffmpeg",
-                    log=None) -> dict:
+                    continuous: bool = False, log=None) -> dict:
     """Measure the codec at each of ``bandwidths`` (default ``model.config.target_bandwidths``)
     and, if ``opus``, Opus asked for the same bitrates (or ``opus_bitrates``), on every excerpt.
 
-    ``anchors``: also score two references that need no codec, to calibrate the columns: the
+    ``continuous``: also score the codec without its quantizer (encoder output straight to the
+    decoder: the autoencoder of latent diffusion). ``anchors``: also score two references that need no codec, to calibrate the columns: the
     input low-passed at 3.5 kHz (MUSHRA's low anchor) and unrelated music (another excerpt,
     from another track when there is one). ``use_visqol``: ``None`` = when visqol-python is
     importable. ``align``: estimate one constant
@@ -324,6 +335,11 @@ def measure_quality(model, excerpts: list[Excerpt], bandwidths=None, *, opus: bo
                 t = time.perf_counter()
                 outputs.append(codec_roundtrip(model, e.audio, bw))
                 timings["codec_s"] = timings.get("codec_s", 0.0) + time.perf_counter() - t
+            rows.append(_score_row(row, excerpts, outputs, sr, use_visqol, align, timings, log))
+        if continuous:
+            row = {"system": "continuous", "name": "continuous latents", "requested_kbps": None,
+                   "label": "codec, continuous latents (no quantizer)"}
+            outputs = [continuous_roundtrip(model, e.audio) for e in excerpts]
             rows.append(_score_row(row, excerpts, outputs, sr, use_visqol, align, timings, log))
     if opus:
         with tempfile.TemporaryDirectory(prefix="codec_quality_") as workdir:
@@ -560,6 +576,8 @@ def main(argv=None) -> int:
                         help="measure ViSQOL (default: when visqol-python is installed)")
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="compensate a constant output delay per system/bitrate (within 10 ms) before scoring")
+    parser.add_argument("--continuous", action="store_true",
+                        help="also measure the codec without its quantizer (the latent diffusion autoencoder)")
     parser.add_argument("--ffmpeg", default="ffmpeg")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--output-json", type=Path, default=None)
@@ -592,7 +610,7 @@ def main(argv=None) -> int:
           f"{args.split!r} of {args.manifest}, mono, loudness-normalised to -20 LUFS")
     result = measure_quality(model, excerpts, args.bandwidths, opus=args.opus, use_visqol=args.visqol,
                              opus_bitrates=args.opus_bitrates, anchors=args.anchors, align=args.align, ffmpeg=args.ffmpeg,
-                             log=None if args.quiet else (lambda m: print(m, flush=True)))
+                             continuous=args.continuous, log=None if args.quiet else (lambda m: print(m, flush=True)))
     result["model"] = str(model_path)
     result["manifest"] = str(args.manifest)
     result["split"] = args.split

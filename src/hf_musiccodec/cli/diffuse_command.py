@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"no latent diffusion pipeline at {folder}: pass --model FOLDER")
     pipe = load_generator(folder)
     pipe.scheduler = getattr(diffusers, SCHEDULERS[args.scheduler]).from_config(pipe.scheduler.config)
-    kwargs = {}
+    kwargs = {"strength": args.strength}
     if args.input:
         audio, sr = load_audio(args.input)
-        kwargs.update(audio=audio, sampling_rate=sr, strength=args.strength)
+        kwargs.update(audio=audio, sampling_rate=sr)
     if args.inpaint:
         kwargs.update(inpaint_start_s=args.inpaint[0], inpaint_end_s=args.inpaint[1])
     out = pipe(args.prompt, negative_prompt=args.negative, audio_length_in_s=args.seconds,

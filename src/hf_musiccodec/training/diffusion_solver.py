@@ -39,7 +39,7 @@ class DiffusionTrainingConfig(BaseTrainingConfig):
     codec: str = "pipelines/musiccodec-24khz-music21"
     clap: str = "pipelines/music-clap"            # bundled into the export (text prompts at inference)
     patch: int = 2                                # latent frames per U-Net column
-    block_out_channels: tuple = (128, 192, 256)
+    block_out_channels: tuple = (128, 160, 192)
     layers_per_block: int = 1
     attention_head_dim: int = 32
     norm_num_groups: int = 32
