@@ -360,8 +360,8 @@ def audio_to_audio(upload, prompt, strength=DEFAULTS["strength"], negative_promp
     """``upload`` re-noised to the last ``strength`` share of the schedule and denoised toward
     ``prompt`` (the Audio-to-audio tab); the output is as long as the clip."""
     settings = check_settings(prompt, negative_prompt, steps, guidance, scheduler, seed, candidates)
-    strength = _number(strength, "Strength", high=1)
-    if strength <= 0:
+    strength = _number(strength, "Strength", low=-math.inf)
+    if not 0 < strength <= 1:
         raise _error(f"Strength must be more than 0 and at most 1, got {strength:g}.", "Bad setting")
     audio, sr = read_upload(upload)
     name = demo_support.display_name(Path(upload))

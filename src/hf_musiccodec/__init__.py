@@ -30,6 +30,7 @@ _LAZY = {
     "VampNetModel": "models.vampnet",
     "VampNetPipeline": "pipelines.vampnet",
     "MusicDiffusionPipeline": "pipelines.latent_diffusion",
+    "DittoPipeline": "pipelines.ditto",
 }
 __all__ = [*_LAZY, "__version__"]
 

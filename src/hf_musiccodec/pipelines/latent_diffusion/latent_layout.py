@@ -56,13 +56,20 @@ class LatentLayout:
         x = x.reshape(b, d, -1, self.patch).permute(0, 3, 1, 2).reshape(b, d * self.patch, 1, -1)
         return x
 
-    def to_latents(self, sample: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-        """U-Net sample ``(B, hidden * patch, 1, width)`` -> codec latents ``(B, hidden, frames)``
-        (differentiable: DITTO optimises through it)."""
+    def to_frames(self, sample: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """U-Net sample ``(B, hidden * patch, 1, width)`` -> normalised latents ``(B, hidden, frames)``
+        (one column per codec frame; ``frames`` cuts the padding of the last patch)."""
         b, c, h, w = sample.shape
         if c != self.channels or h != 1:
             raise ValueError(f"sample must be (batch, {self.channels}, 1, width), got {tuple(sample.shape)}")
         x = sample.reshape(b, self.patch, self.hidden, w).permute(0, 2, 3, 1).reshape(b, self.hidden, w * self.patch)
-        if frames is not None:
-            x = x[..., :frames]
-        return x * self.std.to(x.device) + self.mean.to(x.device)
+        return x if frames is None else x[..., :frames]
+
+    def denormalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Normalised latents ``(B, hidden, frames)`` -> the codec's latents."""
+        return frames * self.std.to(frames.device) + self.mean.to(frames.device)
+
+    def to_latents(self, sample: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """U-Net sample ``(B, hidden * patch, 1, width)`` -> codec latents ``(B, hidden, frames)``
+        (differentiable: DITTO optimises through it)."""
+        return self.denormalize(self.to_frames(sample, frames))

@@ -177,12 +177,13 @@ class MusicDiffusionPipeline(CodecPipelineMixin, DiffusionPipeline):
         codec_latents = self.layout.to_latents(latents, frames).to(self.codec.dtype)
         return self.codec.decode_latents(codec_latents).float()
 
-    def predict_noise(self, latents, t, embeds, negative, guidance_scale: float) -> torch.Tensor:
-        """The U-Net's output at step ``t`` with classifier-free guidance (one batch for both branches)."""
+    def predict_noise(self, latents, t, embeds, negative, guidance_scale: float, scheduler=None) -> torch.Tensor:
+        """The U-Net's output at step ``t`` with classifier-free guidance (one batch for both branches);
+        ``scheduler`` (default the pipeline's) scales the input."""
         guided = negative is not None
         model_input = torch.cat([negative, embeds]) if guided else embeds
         sample = torch.cat([latents] * 2) if guided else latents
-        sample = self.scheduler.scale_model_input(sample, t)
+        sample = (scheduler or self.scheduler).scale_model_input(sample, t)
         out = self.unet(sample, t, encoder_hidden_states=model_input[:, None, :], class_labels=model_input).sample
         if not guided:
             return out
