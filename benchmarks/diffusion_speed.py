@@ -39,20 +39,6 @@ CASES = [("ours", "dpm", 3.0), ("reference loop", "dpm", 3.0), ("ours", "dpm", 1
          ("ours", "ddim", 3.0), ("ours", "euler", 3.0)]
 
 
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux)
-    except OSError:
-        pass
-
-
 def reference_loop(pipe, prompt: str, seconds: float, steps: int, guidance: float, seed: int):
     """The generation without the pipeline: what diffusers' pipelines do, on the same components."""
     import math
@@ -88,6 +74,7 @@ def child(args) -> dict:
     import diffusers
     import torch
 
+    from hf_musiccodec.metrics.benchmark_cli import process_memory_mb, reset_peak_memory
     from hf_musiccodec.pipelines import load_generator
 
     torch.set_num_threads(args.threads)
@@ -116,13 +103,13 @@ def child(args) -> dict:
             decode_times.append(reference_loop(pipe, PROMPT, seconds, steps, args.guidance, args.seed)[1])
 
     generate(0.5, 2)  # warm-up: allocator, oneDNN kernels, CLAP
-    loaded = _status_mb("VmRSS")
+    loaded = process_memory_mb("VmRSS")
     decode_times.clear()
-    _reset_peak()
+    reset_peak_memory()
     start = time.perf_counter()
     generate(args.seconds, args.steps)
     wall = time.perf_counter() - start
-    return {"wall": wall, "decode": sum(decode_times), "loaded_mb": loaded, "peak_mb": _status_mb("VmHWM")}
+    return {"wall": wall, "decode": sum(decode_times), "loaded_mb": loaded, "peak_mb": process_memory_mb("VmHWM")}
 
 
 def measure(args) -> list[dict]:

@@ -42,7 +42,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hf_musiccodec.audio.io import AudioError, audio_info, is_silent, load_audio, save_audio  # noqa: E402
+from hf_musiccodec.audio.io import is_silent, save_audio  # noqa: E402
 from hf_musiccodec.cli.diffuse_command import SCHEDULERS  # noqa: E402  (the samplers the CLI offers)
 
 APP_DIR = Path(__file__).resolve().parent
@@ -98,6 +98,8 @@ def _load(folder: str):
 _STORE = demo_support.PipelineStore("latent diffusion", MODEL_ENV, "music-diffusion", APP_DIR, _load)
 _LOCK = _STORE.lock  # loading and generating: one at a time (the page queues requests anyway)
 _one_line = demo_support.one_line
+_error = demo_support.page_error
+_number = demo_support.number_setting
 _SAVED_SCHEDULERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipe -> its saved scheduler config
 
 
@@ -112,16 +114,9 @@ def folder_problem(folder: Path) -> str | None:
     return _STORE.problem(folder)
 
 
-def _error(message: str, title: str) -> gr.Error:
-    return gr.Error(message, title=title, print_exception=False)
-
-
 def load_pipeline(folder: str | os.PathLike | None = None):
     """The ``MusicDiffusionPipeline`` at ``folder`` (default :func:`model_folder`), loaded once, quiet, on the CPU."""
-    try:
-        return _STORE.get(folder)
-    except demo_support.ModelUnavailable as e:
-        raise _error(str(e), "No model") from None
+    return _STORE.get_for_page(folder)
 
 
 def clear_pipeline_cache() -> None:
@@ -153,56 +148,16 @@ def model_summary(pipe, folder: Path) -> str:
 # --------------------------------------------------------------------------- audio in
 
 
-def _given(path) -> bool:
-    return path is not None and not (isinstance(path, str) and not path.strip())
-
-
 def read_upload(path, *, missing: str = "Upload or record a clip first.",
                 limit_s: float | None = None) -> tuple[np.ndarray, int]:
     """An uploaded or recorded clip as float32 ``(channels, samples)`` and its rate; ``gr.Error``
     with a one-line message (``missing`` when there is none) for a missing, unreadable, truncated,
-    NaN, silent, too short or too long one."""
-    if not _given(path):
-        raise _error(missing, "No audio")
-    path = Path(path)
-    name = demo_support.display_name(path)
-    limit_s = max_upload_seconds() if limit_s is None else limit_s
-    try:
-        info = audio_info(path)
-        seconds = info.frames / info.samplerate if info.samplerate else 0.0
-        if seconds > limit_s:
-            raise _error(f"'{name}' is {seconds:.1f} s long; this Space accepts up to {limit_s:g} s. "
-                         f"Trim it and try again.", "Upload too long")
-        audio, sr = load_audio(path)
-    except AudioError as e:
-        detail = demo_support.audio_error_detail(e, path, name)
-        if "NaN or infinite" in detail:
-            raise _error(f"'{name}' has {detail}: upload a clip of finite audio.", "Unreadable audio") from e
-        raise _error(f"Could not read '{name}' as audio: {detail}. Upload a wav, flac, ogg, opus, mp3 or aiff file.",
-                     "Unreadable audio") from e
-    seconds = audio.shape[-1] / sr
-    if seconds < MIN_UPLOAD_SECONDS:
-        raise _error(f"'{name}' is {seconds:.2f} s long; at least {MIN_UPLOAD_SECONDS:g} s is needed.",
-                     "Upload too short")
-    if is_silent(audio):
-        raise _error(f"'{name}' is silent: upload or record a clip with audible music.", "Silent upload")
-    return audio, sr
+    NaN, silent, too short or too long one (at most ``limit_s``, default :func:`max_upload_seconds`)."""
+    return demo_support.read_upload(path, min_seconds=MIN_UPLOAD_SECONDS, missing=missing,
+                                    max_seconds=max_upload_seconds() if limit_s is None else limit_s)
 
 
 # --------------------------------------------------------------------------- settings
-
-
-def _number(value, name: str, *, integer: bool = False, low: float = 0.0, high: float | None = None) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _error(f"{name} must be a number, got {value!r}.", "Bad setting") from None
-    if not math.isfinite(number) or (integer and number != int(number)):
-        raise _error(f"{name} must be a finite {'whole ' if integer else ''}number, got {value!r}.", "Bad setting")
-    if number < low or (high is not None and number > high):
-        span = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
-        raise _error(f"{name} must be {span}, got {number:g}.", "Bad setting")
-    return int(number) if integer else number
 
 
 @dataclasses.dataclass
@@ -234,9 +189,7 @@ def check_settings(prompt, negative_prompt, steps, guidance, scheduler, seed, ca
     guidance = _number(guidance, "Guidance")
     if scheduler not in SCHEDULERS:
         raise _error(f"Scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}.", "Bad setting")
-    seed = _number(seed, "Seed", integer=True, low=-math.inf)
-    if not 0 <= seed < 2**63:
-        raise _error(f"Seed must be a whole number from 0 to 2^63 - 1, got {seed}.", "Bad setting")
+    seed = demo_support.seed_setting(seed)
     candidates = _number(candidates, "Candidates", integer=True, low=1, high=MAX_CANDIDATES)
     if candidates > 1 and not prompt:
         raise _error("Candidates are ranked by their CLAP score against the prompt: write a prompt or set "

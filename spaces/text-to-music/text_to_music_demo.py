@@ -36,7 +36,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hf_musiccodec.audio.io import AudioError, audio_info, is_silent, load_audio, save_audio  # noqa: E402
+from hf_musiccodec.audio.io import is_silent, save_audio  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
 MODEL_ENV = "TEXT_TO_MUSIC_MODEL"
@@ -97,10 +97,7 @@ def folder_problem(folder: Path) -> str | None:
 
 def load_pipeline(folder: str | os.PathLike | None = None):
     """The ``TextToMusicPipeline`` at ``folder`` (default :func:`model_folder`), loaded once, quiet, on the CPU."""
-    try:
-        return _STORE.get(folder)
-    except demo_support.ModelUnavailable as e:
-        raise gr.Error(str(e), title="No model", print_exception=False) from None
+    return _STORE.get_for_page(folder)
 
 
 def clear_pipeline_cache() -> None:
@@ -129,39 +126,13 @@ def model_summary(pipe, folder: Path) -> str:
 # --------------------------------------------------------------------------- audio in
 
 
-def _upload_message(error: AudioError, path: Path, name: str, role: str) -> str:
-    detail = demo_support.audio_error_detail(error, path, name)
-    if "NaN or infinite" in detail:
-        return f"'{name}' (the {ROLES[role]}) has {detail}: upload a clip of finite audio."
-    return (f"Could not read '{name}' (the {ROLES[role]}) as audio: {detail}. "
-            f"Upload a wav, flac, ogg, opus, mp3 or aiff file.")
-
-
 def read_upload(path: str | os.PathLike, role: str, *, limit_s: float | None = None) -> tuple[np.ndarray, int]:
     """An uploaded ``role`` (``"melody"`` or ``"continuation"``) as float32 ``(channels, samples)``
     and its rate; ``gr.Error`` with a one-line message for an unreadable, truncated, NaN, silent,
-    too short or too long upload."""
-    path = Path(path)
-    name = demo_support.display_name(path)
-    what = ROLES[role]
-    limit_s = max_upload_seconds() if limit_s is None else limit_s
-    try:
-        info = audio_info(path)
-        seconds = info.frames / info.samplerate if info.samplerate else 0.0
-        if seconds > limit_s:
-            raise gr.Error(f"'{name}' (the {what}) is {seconds:.1f} s long; this Space accepts up to {limit_s:g} s. "
-                           f"Trim it and generate again.", title="Upload too long", print_exception=False)
-        audio, sr = load_audio(path)
-    except AudioError as e:
-        raise gr.Error(_upload_message(e, path, name, role), title="Unreadable audio", print_exception=False) from e
-    seconds = audio.shape[-1] / sr
-    if seconds < MIN_UPLOAD_SECONDS:
-        raise gr.Error(f"'{name}' (the {what}) is {seconds:.2f} s long; at least {MIN_UPLOAD_SECONDS:g} s is needed.",
-                       title="Upload too short", print_exception=False)
-    if is_silent(audio):
-        raise gr.Error(f"'{name}' (the {what}) is silent: upload a clip with audible music.",
-                       title="Silent upload", print_exception=False)
-    return audio, sr
+    too short or too long upload (at most ``limit_s``, default :func:`max_upload_seconds`)."""
+    return demo_support.read_upload(path, min_seconds=MIN_UPLOAD_SECONDS,
+                                    max_seconds=max_upload_seconds() if limit_s is None else limit_s,
+                                    role=ROLES[role], again="generate again", can_record=False)
 
 
 # --------------------------------------------------------------------------- generation
@@ -187,21 +158,6 @@ def _slug(text: str) -> str:
     return "_".join(words)[:48].strip("_") or "music"
 
 
-def _number(value, name: str, *, integer: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}.", title="Bad setting", print_exception=False) from None
-    if not math.isfinite(number) or (integer and number != int(number)):
-        raise gr.Error(f"{name} must be a finite {'whole ' if integer else ''}number, got {value!r}.",
-                       title="Bad setting", print_exception=False)
-    return number
-
-
-def _given(path) -> bool:
-    return path is not None and not (isinstance(path, str) and not path.strip())
-
-
 def generate(prompt: str | None, duration: float, guidance: float, seed: int, melody_path=None,
              continuation_path=None, use_clap: bool = False, *, folder=None, progress=None) -> MusicResult:
     """Generate ``duration`` seconds for ``prompt`` with classifier-free ``guidance`` and ``seed``.
@@ -212,13 +168,14 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     ``gr.Error`` with a one-line message for every mistake of the user's.
     """
     prompt = (prompt or "").strip()
-    has_melody_upload, has_continuation = _given(melody_path), _given(continuation_path)
+    has_melody_upload, has_continuation = demo_support.given(melody_path), demo_support.given(continuation_path)
     if not prompt and not (has_melody_upload or has_continuation):
         raise gr.Error("Write a prompt (or upload a melody or a clip to continue), then press Generate.",
                        title="No prompt", print_exception=False)
-    duration = _number(duration, "Duration")
-    guidance = _number(guidance, "Guidance")
-    seed = int(_number(seed, "Seed", integer=True))
+    # (their ranges are checked below)
+    duration = demo_support.number_setting(duration, "Duration", low=-math.inf)
+    guidance = demo_support.number_setting(guidance, "Guidance", low=-math.inf)
+    seed = demo_support.number_setting(seed, "Seed", integer=True, low=-math.inf)
     limit = max_seconds()
     if not 0 < duration <= limit:
         raise gr.Error(f"Duration must be more than 0 s and at most {limit:g} s, got {duration:g} s.",

@@ -1,8 +1,10 @@
 """What the Gradio Spaces under ``spaces/`` share: settings from the environment, per-request output
-folders, user-facing upload messages, log-mel pictures and the server launch.
+folders, the checks of uploads and page settings (with their one-line messages), the pipeline
+store, log-mel pictures and the server launch.
 
-Importing this module does not import gradio (an optional dependency, the ``spaces`` extra): only
-:func:`launch` uses it, through the page it is given.
+Importing this module does not import gradio (an optional dependency, the ``spaces`` extra): the
+functions that raise ``gr.Error`` (:func:`page_error` and the checks built on it) import it when called,
+and :func:`launch` uses it through the page it is given.
 """
 
 from __future__ import annotations
@@ -69,6 +71,85 @@ def audio_error_detail(error: Exception, path: Path, name: str) -> str:
     if detail.startswith(f"{path}: "):
         detail = detail[len(f"{path}: "):]
     return detail.replace(str(path), name).strip().rstrip(".") or "unknown problem"
+
+
+def page_error(message: str, title: str):
+    """A ``gr.Error`` showing the one-line ``message`` under ``title`` (no traceback in the server log)."""
+    import gradio as gr
+
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def given(path) -> bool:
+    """Whether the page handed over an upload: not ``None`` and not a blank string."""
+    return path is not None and not (isinstance(path, str) and not path.strip())
+
+
+def read_upload(path, *, min_seconds: float, max_seconds: float, role: str | None = None,
+                missing: str = "Upload or record a clip first.", again: str = "try again",
+                can_record: bool = True) -> tuple[np.ndarray, int]:
+    """An uploaded or recorded clip as float32 ``(channels, samples)`` and its rate; ``gr.Error``
+    (:func:`page_error`) with a one-line message naming the file for a missing (``missing``),
+    unreadable, truncated, NaN, silent, shorter than ``min_seconds`` or longer than ``max_seconds`` one.
+
+    ``role``: what the upload is for, named after the file in the messages ("'tune.wav' (the
+    melody)"); ``again``: what to do after trimming an overlong upload ("Trim it and try again.");
+    ``can_record``: whether the page records from the microphone too (the silent upload's hint).
+    """
+    from hf_musiccodec.audio.io import AudioError, audio_info, is_silent, load_audio
+
+    if not given(path):
+        raise page_error(missing, "No audio")
+    path = Path(path)
+    name = display_name(path)
+    label = f"'{name}'" if role is None else f"'{name}' (the {role})"
+    try:
+        info = audio_info(path)
+        seconds = info.frames / info.samplerate if info.samplerate else 0.0
+        if seconds > max_seconds:
+            raise page_error(f"{label} is {seconds:.1f} s long; this Space accepts up to {max_seconds:g} s. "
+                             f"Trim it and {again}.", "Upload too long")
+        audio, sr = load_audio(path)
+    except AudioError as e:
+        detail = audio_error_detail(e, path, name)
+        if "NaN or infinite" in detail:
+            raise page_error(f"{label} has {detail}: upload a clip of finite audio.", "Unreadable audio") from e
+        raise page_error(f"Could not read {label} as audio: {detail}. Upload a wav, flac, ogg, opus, mp3 or aiff "
+                         f"file.", "Unreadable audio") from e
+    seconds = audio.shape[-1] / sr
+    if seconds < min_seconds:
+        raise page_error(f"{label} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.", "Upload too short")
+    if is_silent(audio):
+        hint = "upload or record a clip" if can_record else "upload a clip"
+        raise page_error(f"{label} is silent: {hint} with audible music.", "Silent upload")
+    return audio, sr
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def number_setting(value, name: str, *, integer: bool = False, low: float = 0.0, high: float | None = None):
+    """The page's setting ``name`` as a finite number (an ``int`` when ``integer``) from ``low`` to
+    ``high`` (``None``: no upper bound; ``low=-math.inf``: no lower one); ``gr.Error`` (:func:`page_error`,
+    titled "Bad setting") with a one-line message otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise page_error(f"{name} must be a number, got {value!r}.", "Bad setting") from None
+    if not math.isfinite(number) or (integer and number != int(number)):
+        raise page_error(f"{name} must be a finite {'whole ' if integer else ''}number, got {value!r}.", "Bad setting")
+    if number < low or (high is not None and number > high):
+        span = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
+        raise page_error(f"{name} must be {span}, got {number:g}.", "Bad setting")
+    return int(number) if integer else number
+
+
+def seed_setting(value) -> int:
+    """The page's seed: a whole number from 0 to 2^63 - 1 (``torch.Generator.manual_seed``'s range)."""
+    seed = number_setting(value, "Seed", integer=True, low=-math.inf)
+    if not 0 <= seed < 2**63:
+        raise page_error(f"Seed must be a whole number from 0 to 2^63 - 1, got {seed}.", "Bad setting")
+    return seed
 
 
 # --------------------------------------------------------------------------- pictures
@@ -223,6 +304,14 @@ class PipelineStore:
             pipe.set_progress_bar_config(disable=True)  # the page shows gr.Progress instead
             self._pipelines[key] = pipe
             return pipe
+
+    def get_for_page(self, folder=None):
+        """:meth:`get`, with a missing or unloadable pipeline as a ``gr.Error`` titled "No model"
+        (:class:`ModelUnavailable`'s one-line message)."""
+        try:
+            return self.get(folder)
+        except ModelUnavailable as e:
+            raise page_error(str(e), "No model") from None
 
     def clear(self) -> None:
         with self.lock:

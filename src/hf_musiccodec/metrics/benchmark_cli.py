@@ -1,4 +1,5 @@
-"""The command-line contract the generation benchmarks under ``benchmarks/`` share."""
+"""What the generation benchmarks under ``benchmarks/`` share: their command-line contract and the
+process memory readings (Linux ``/proc``) that their peak-memory columns use."""
 
 from __future__ import annotations
 
@@ -26,3 +27,22 @@ def run_benchmark(name: str, args, run: Callable, report: Callable[[dict], str],
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(result), indent=2) + "\n")
     return 0
+
+
+def process_memory_mb(field: str = "VmRSS") -> float:
+    """This process's ``VmRSS`` (resident now) or ``VmHWM`` (peak resident) in MB; NaN off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def reset_peak_memory() -> None:
+    """Reset ``VmHWM`` to the current resident size (Linux), so a later reading is the peak since now."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
