@@ -31,6 +31,7 @@ _LAZY = {
     "VampNetPipeline": "pipelines.vampnet",
     "MusicDiffusionPipeline": "pipelines.latent_diffusion",
     "DittoPipeline": "pipelines.ditto",
+    "MusicControlNetPipeline": "pipelines.controlnet",
 }
 __all__ = [*_LAZY, "__version__"]
 

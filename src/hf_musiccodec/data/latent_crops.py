@@ -34,10 +34,12 @@ class LatentCrops(Dataset):
     mixup_alpha: ``lambda ~ Beta(alpha, alpha)``.
     tempo_tolerance: partners' tempi differ by at most this share.
     codec: the cache's codec, to encode BAM's mixtures.
+    controls: also give each crop's Music ControlNet controls (``controls.safetensors``; no mixup).
     """
 
     def __init__(self, cache_dir, crop_frames: int, seed: int = 0, random_crops: bool = True, mixup: str | None = None,
-                 mixup_prob: float = 0.5, mixup_alpha: float = 5.0, tempo_tolerance: float = 0.05, codec=None):
+                 mixup_prob: float = 0.5, mixup_alpha: float = 5.0, tempo_tolerance: float = 0.05, codec=None,
+                 controls: bool = False):
         from .condition_cache import ConditionCache
 
         cache = LatentCacheDataset(cache_dir)
@@ -60,6 +62,13 @@ class LatentCrops(Dataset):
         self.mixup, self.mixup_prob, self.mixup_alpha, self.codec = mixup, float(mixup_prob), float(mixup_alpha), codec
         tempos = [item_tempo(self.conditions.beats(i), self.frame_rate) for i in range(len(self.latents))]
         self.partners = tempo_partners(tempos, tempo_tolerance)
+        if controls and mixup:
+            raise ValueError("controls and mixup do not combine: a mixture has no single melody or rhythm")
+        self.controls = None
+        if controls:
+            from .control_cache import ControlCache
+
+            self.controls = ControlCache(cache_dir)
 
     @property
     def hidden_size(self) -> int:
@@ -90,6 +99,8 @@ class LatentCrops(Dataset):
         latents, real = self._crop(index, start)
         clap = self.conditions.clap(index, start / self.frame_rate)
         out = {"latents": latents, "frames": real, "clap": clap, "mixed": False}
+        if self.controls is not None:
+            out.update({k: torch.from_numpy(v) for k, v in self.controls.crop(index, start, self.crop_frames).items()})
         if self.mixup and self.random_crops and real == self.crop_frames and self.partners[index].size \
                 and rng.random() < self.mixup_prob:
             partner = int(self.partners[index][rng.integers(self.partners[index].size)])

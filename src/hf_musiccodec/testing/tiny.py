@@ -120,3 +120,26 @@ def tiny_music_diffusion_pipeline(seed: int = 0, patch: int = 2):
                             attention_head_dim=8, norm_num_groups=8).eval()
     scheduler = DPMSolverMultistepScheduler(prediction_type="v_prediction", beta_schedule="squaredcos_cap_v2")
     return MusicDiffusionPipeline(unet=unet, scheduler=scheduler, codec=codec, clap=clap, clap_processor=processor)
+
+
+def tiny_music_controlnet_pipeline(seed: int = 0, zero_init: bool = False):
+    """:func:`tiny_music_diffusion_pipeline` with a ControlNet made by ``ControlNetModel.from_unet`` on
+    its U-Net; ``zero_init=False`` gives its zero convolutions random weights, so that controls
+    visibly change the output of this untrained model."""
+    import torch
+    from diffusers import ControlNetModel
+
+    from ..pipelines.controlnet import CONTROL_CHANNELS, MusicControlNetPipeline
+
+    base = tiny_music_diffusion_pipeline(seed)
+    controlnet = ControlNetModel.from_unet(base.unet, conditioning_channels=CONTROL_CHANNELS,
+                                           conditioning_embedding_out_channels=(8,)).eval()
+    if not zero_init:
+        torch.manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, p in controlnet.named_parameters():
+                if "zero_conv" in name or "controlnet_down_blocks" in name or "controlnet_mid_block" in name \
+                        or "conv_out" in name:
+                    p.normal_(0.0, 0.3)
+    return MusicControlNetPipeline(**base.components, controlnet=controlnet, latent_mean=base.config.latent_mean,
+                                   latent_std=base.config.latent_std)

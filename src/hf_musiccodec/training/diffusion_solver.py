@@ -126,7 +126,8 @@ class DiffusionSolver(BaseSolver):
                     len(self.train_set), cfg.mixup)
 
     def _unwrapped(self):
-        return self.accelerator.unwrap_model(self.unet)
+        """The trained model (the U-Net here, the control branch in a ControlNet run), unwrapped."""
+        return self.accelerator.unwrap_model(self._trained[0].model)
 
     # ------------------------------------------------------------------ steps
     def diffusion_loss(self, batch, timesteps: torch.Tensor, noise: torch.Tensor, condition_on: torch.Tensor,
@@ -142,12 +143,15 @@ class DiffusionSolver(BaseSolver):
         else:
             target = noise
         condition = batch["clap"].to(device) * condition_on.to(device)[:, None]
-        model = model or self.unet
-        prediction = model(noisy, timesteps, encoder_hidden_states=condition[:, None, :], class_labels=condition).sample
+        prediction = self.predict(model or self._trained[0].model, noisy, timesteps, condition, batch)
         columns = torch.arange(clean.shape[-1], device=device)[None, :]
         real = (columns * self.layout.patch < batch["frames"].to(device)[:, None]).float()[:, None, None, :]
         error = (prediction.float() - target.float()) ** 2 * real
         return error.sum() / (real.sum() * clean.shape[1]).clamp_min(1.0)
+
+    def predict(self, model, noisy, timesteps, condition, batch) -> torch.Tensor:
+        """The trained ``model``'s prediction for ``noisy`` samples under ``condition`` (batch, dim)."""
+        return model(noisy, timesteps, encoder_hidden_states=condition[:, None, :], class_labels=condition).sample
 
     def train_step(self, batch) -> dict:
         size = batch["latents"].shape[0]
@@ -171,7 +175,7 @@ class DiffusionSolver(BaseSolver):
 
         n = min(self.cfg.validation_items, len(self.validation_set))
         loader = DataLoader(Subset(self.validation_set, range(n)), batch_size=self.cfg.batch_size)
-        model = self.ema_unet()
+        model = self.ema_model()
         metrics = {}
         for conditioned in (True, False):
             for t in VALIDATION_TIMESTEPS:
@@ -190,13 +194,13 @@ class DiffusionSolver(BaseSolver):
         return metrics
 
     # ------------------------------------------------------------------ export
-    def ema_unet(self):
-        """A copy of the U-Net holding the EMA weights, in eval mode."""
+    def ema_model(self):
+        """A copy of the trained model holding the EMA weights, in eval mode."""
         import copy
 
-        unet = copy.deepcopy(self._unwrapped())
-        self.ema.copy_to(unet.parameters())
-        return unet.eval()
+        model = copy.deepcopy(self._unwrapped())
+        self.ema.copy_to(model.parameters())
+        return model.eval()
 
     def export_model(self):
         """A MusicDiffusionPipeline: EMA U-Net, DPM-Solver++ with the training schedule, codec and CLAP."""
@@ -206,7 +210,7 @@ class DiffusionSolver(BaseSolver):
 
         clap, clap_processor = clap_for_export(self.cfg.clap)
         scheduler = DPMSolverMultistepScheduler.from_config(self.noise_scheduler.config)
-        return MusicDiffusionPipeline(unet=self.ema_unet(), scheduler=scheduler, codec=self.codec, clap=clap,
+        return MusicDiffusionPipeline(unet=self.ema_model(), scheduler=scheduler, codec=self.codec, clap=clap,
                                       clap_processor=clap_processor, latent_mean=self.latent_mean,
                                       latent_std=self.latent_std)
 

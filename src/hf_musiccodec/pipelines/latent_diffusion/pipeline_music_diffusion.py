@@ -184,11 +184,16 @@ class MusicDiffusionPipeline(CodecPipelineMixin, DiffusionPipeline):
         model_input = torch.cat([negative, embeds]) if guided else embeds
         sample = torch.cat([latents] * 2) if guided else latents
         sample = (scheduler or self.scheduler).scale_model_input(sample, t)
-        out = self.unet(sample, t, encoder_hidden_states=model_input[:, None, :], class_labels=model_input).sample
+        out = self.denoise(sample, t, model_input)
         if not guided:
             return out
         uncond, cond = out.chunk(2)
         return uncond + guidance_scale * (cond - uncond)
+
+    def denoise(self, sample: torch.Tensor, t, condition: torch.Tensor) -> torch.Tensor:
+        """One U-Net evaluation on a batch of (scaled) samples and their CLAP conditions ``(batch, dim)``;
+        a control branch (Music ControlNet) adds its residuals here."""
+        return self.unet(sample, t, encoder_hidden_states=condition[:, None, :], class_labels=condition).sample
 
     def _rank_by_clap(self, audio: torch.Tensor, embeds: torch.Tensor, keep: int, candidates: int):
         """MusicLDM's re-ranking: of every ``candidates`` consecutive outputs keep the ``keep`` whose
