@@ -116,6 +116,18 @@ def chromium_page(sync_playwright, url: str, height: int):
             browser.close()
 
 
+def set_number(page, elem_id: str, value) -> None:
+    """Type ``value`` into a number box (or a slider's) and wait until the page has taken it."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    if slider.count():  # a slider's range follows its number box: the page has taken the value
+        expect(slider.first).to_have_value(str(value), timeout=10000)
+
+
 def upload(page, elem_id: str, path: Path) -> None:
     """Put ``path`` into the audio input ``#elem_id`` and wait for its player."""
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))

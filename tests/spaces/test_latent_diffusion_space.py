@@ -352,22 +352,11 @@ def test_space_metadata_and_requirements():
 # --------------------------------------------------------------------------- browser
 
 
-def _set_number(page, elem_id: str, value) -> None:
-    from playwright.sync_api import expect
-
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
-    slider = page.locator(f"#{elem_id} input[type=range]")
-    if slider.count():  # a slider's range follows its number box: the page has taken the value
-        expect(slider.first).to_have_value(str(value), timeout=10000)
-
-
 def _fill_settings(page, prompt: str, seed: int) -> None:
     page.wait_for_selector("#generate", timeout=20000)
     page.fill("#prompt textarea", prompt)
-    _set_number(page, "steps", 3)
-    _set_number(page, "seed", seed)
+    browser.set_number(page, "steps", 3)
+    browser.set_number(page, "seed", seed)
 
 
 def _run_and_wait(page, button: str, prefix: str, expected: str) -> str:
@@ -391,7 +380,7 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
 
         # 1. Generate: a prompt, the player, the spectrogram and the wav (the same music as the function)
         _fill_settings(page, "a slow waltz for piano", 5)
-        _set_number(page, "duration", 1)
+        browser.set_number(page, "duration", 1)
         summary = _run_and_wait(page, "generate", "generated", "Generated: 1.00 s")
         assert 'text "a slow waltz for piano"' in summary and "DPM-Solver++, 3 steps, guidance 3, seed 5" in summary
         browser.assert_image_shown(page, "generated-spectrogram")
@@ -407,7 +396,7 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
 
         # 2. two candidates and a negative prompt: the CLAP score
         page.locator("#negative-prompt").locator("textarea, input").first.fill("drums")
-        _set_number(page, "candidates", 2)
+        browser.set_number(page, "candidates", 2)
         summary = _run_and_wait(page, "generate", "generated", "the best of 2 candidates")
         assert "CLAP score" in summary and 'negative "drums"' in summary, summary
         reference = demo.generate("a slow waltz for piano", "drums", 1.0, **FAST, seed=5, candidates=2)
@@ -421,13 +410,13 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
             shutil.copyfile(shot, SPACE / "screenshot.png")
 
         # 3. Audio-to-audio with another scheduler: input and output spectrograms
-        _set_number(page, "candidates", 1)
+        browser.set_number(page, "candidates", 1)
         page.locator("#scheduler input").click()
         page.get_by_role("option", name="DDIM").click()
         page.get_by_role("tab", name="Audio-to-audio").click()
         page.locator("#strength").wait_for(state="visible", timeout=20000)
         browser.upload(page, "a2a-input", clips["riff"])
-        _set_number(page, "strength", 0.5)
+        browser.set_number(page, "strength", 0.5)
         summary = _run_and_wait(page, "transform", "transformed", "Audio-to-audio: 1.20 s")
         assert "from 'riff.wav' at strength 0.5" in summary and "DDIM, 3 steps" in summary, summary
         browser.assert_image_shown(page, "transformed-spectrogram")
@@ -437,8 +426,8 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
         page.get_by_role("tab", name="Inpainting").click()
         page.locator("#inpaint-start").wait_for(state="visible", timeout=20000)
         browser.upload(page, "inpaint-input", clips["riff"])
-        _set_number(page, "inpaint-start", 0.2)
-        _set_number(page, "inpaint-end", 0.6)
+        browser.set_number(page, "inpaint-start", 0.2)
+        browser.set_number(page, "inpaint-end", 0.6)
         summary = _run_and_wait(page, "inpaint", "inpainted", "Inpainted: 1.20 s")
         assert "regenerated 0.20–0.60 s of 'riff.wav'" in summary, summary
         browser.assert_image_shown(page, "inpainted-spectrogram")

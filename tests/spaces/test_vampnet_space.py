@@ -287,17 +287,6 @@ def test_space_metadata_and_requirements():
 # --------------------------------------------------------------------------- browser
 
 
-def _set_number(page, elem_id: str, value) -> None:
-    from playwright.sync_api import expect
-
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
-    slider = page.locator(f"#{elem_id} input[type=range]")
-    if slider.count():  # a slider's range follows its number box: the page has taken the value
-        expect(slider.first).to_have_value(str(value), timeout=10000)
-
-
 def _bits(text: str) -> float:
     return float(re.search(r"([0-9.]+) bits/s", text).group(1))
 
@@ -318,7 +307,7 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clip, tmp_path):
         browser.upload(page, "input-audio", clip)
         for elem_id, value in (("prefix", 0.2), ("suffix", 0.2), ("periodic", 4), ("upper-codebook-mask", 1),
                                ("steps", 4), ("seed", 3)):
-            _set_number(page, elem_id, value)
+            browser.set_number(page, elem_id, value)
         page.click("#show-mask")
         page.locator("#mask-info").filter(has_text="bits/s").wait_for(timeout=60000)
         browser.assert_image_shown(page, "mask-grid")
@@ -354,7 +343,7 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clip, tmp_path):
         # 3. the Loop tab
         page.get_by_role("tab", name="Loop").click()
         page.locator("#loops").wait_for(state="visible", timeout=20000)
-        _set_number(page, "loops", 2)
+        browser.set_number(page, "loops", 2)
         page.click("#loop")
         page.locator("#looped-summary").filter(has_text="2 loops: 2.40 s").wait_for(timeout=60000)
         browser.wait_for_player(page, "looped-audio")

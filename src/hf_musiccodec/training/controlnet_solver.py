@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .diffusion_solver import VALIDATION_TIMESTEPS, DiffusionSolver, DiffusionTrainingConfig, crop_frames_for
+from .diffusion_solver import DiffusionSolver, DiffusionTrainingConfig, crop_frames_for
 from .schedules import warmup_cosine
 
 logger = logging.getLogger(__name__)
@@ -135,35 +135,16 @@ class ControlNetSolver(DiffusionSolver):
         self.backward(loss)
         return {"loss": loss.detach(), "controls_given": present.float().mean()}
 
-    @torch.no_grad()
-    def validate(self) -> dict:
-        """The EMA branch's loss on the validation items' first windows at three timesteps, with all three
-        controls over the whole crop and with none (same noise; the CLAP condition on)."""
-        if self.validation_set is None:
-            return {}
-        from torch.utils.data import DataLoader, Subset
+    def validation_cases(self) -> list:
+        """The loss with all three controls over the whole crop and with none (the CLAP condition on)."""
+        def with_controls(given: bool):
+            def transform(batch):
+                size = batch["latents"].shape[0]
+                spans = torch.tensor([0.0, 1.0]).expand(size, 3, 2)
+                return {**batch, "control": self.control_images(batch, torch.full((size, 3), given), spans)}
+            return transform
 
-        n = min(self.cfg.validation_items, len(self.validation_set))
-        loader = DataLoader(Subset(self.validation_set, range(n)), batch_size=self.cfg.batch_size)
-        model = self.ema_model()
-        metrics = {}
-        for given in (True, False):
-            for t in VALIDATION_TIMESTEPS:
-                generator = torch.Generator().manual_seed(t)
-                total = count = 0.0
-                for batch in loader:
-                    size = batch["latents"].shape[0]
-                    spans = torch.tensor([0.0, 1.0]).expand(size, 3, 2)
-                    batch = {**batch, "control": self.control_images(batch, torch.full((size, 3), given), spans)}
-                    noise = torch.randn(size, self.layout.channels, 1,
-                                        self.layout.frames_to_width(batch["latents"].shape[-1]), generator=generator)
-                    with self.accelerator.autocast():
-                        loss = self.diffusion_loss(batch, torch.full((size,), t), noise,
-                                                   torch.ones(size, dtype=torch.bool), model=model)
-                    total += float(loss) * size
-                    count += size
-                metrics[f"val_loss_t{t}" + ("_controls" if given else "_no_controls")] = total / max(count, 1)
-        return metrics
+        return [("_controls", with_controls(True), True), ("_no_controls", with_controls(False), True)]
 
     def export_model(self):
         """A MusicControlNetPipeline: the base pipeline's parts and the EMA control branch."""

@@ -165,10 +165,14 @@ class DiffusionSolver(BaseSolver):
     def after_optimizer_step(self) -> None:
         self.ema.step(self._unwrapped().parameters())
 
+    def validation_cases(self) -> list:
+        """``(metric suffix, batch transform or None, condition on)`` of each validation loss."""
+        return [("", None, True), ("_null", None, False)]
+
     @torch.no_grad()
     def validate(self) -> dict:
-        """The EMA model's loss on the validation items' first windows at three timesteps, with and
-        without the condition, with the same noise every time."""
+        """The EMA model's loss on the validation items' first windows at three timesteps, for each of
+        :meth:`validation_cases` (here: with and without the condition), with the same noise every time."""
         if self.validation_set is None:
             return {}
         from torch.utils.data import DataLoader, Subset
@@ -177,11 +181,12 @@ class DiffusionSolver(BaseSolver):
         loader = DataLoader(Subset(self.validation_set, range(n)), batch_size=self.cfg.batch_size)
         model = self.ema_model()
         metrics = {}
-        for conditioned in (True, False):
+        for suffix, transform, conditioned in self.validation_cases():
             for t in VALIDATION_TIMESTEPS:
                 generator = torch.Generator().manual_seed(t)
                 total = count = 0.0
                 for batch in loader:
+                    batch = transform(batch) if transform else batch
                     size = batch["latents"].shape[0]
                     noise = torch.randn(size, self.layout.channels, 1,
                                         self.layout.frames_to_width(batch["latents"].shape[-1]), generator=generator)
@@ -190,7 +195,7 @@ class DiffusionSolver(BaseSolver):
                                                    torch.full((size,), conditioned), model=model)
                     total += float(loss) * size
                     count += size
-                metrics[f"val_loss_t{t}" + ("" if conditioned else "_null")] = total / max(count, 1)
+                metrics[f"val_loss_t{t}{suffix}"] = total / max(count, 1)
         return metrics
 
     # ------------------------------------------------------------------ export
