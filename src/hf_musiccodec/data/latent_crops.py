@@ -1,5 +1,6 @@
 """Training examples for latent diffusion: random crops of a latent cache's continuous latents, with
-their CLAP audio embedding and, optionally, MusicLDM's beat-synchronous mixup (:mod:`.beat_mixup`).
+their CLAP audio embedding and, optionally, MusicLDM's beat-synchronous mixup (:mod:`.beat_mixup`)
+or the crop's Music ControlNet controls (:mod:`.control_cache`).
 
 Every example is a ``crop_frames`` window of one cached item's latents ``(hidden, crop_frames)``,
 drawn afresh each epoch from ``(seed, epoch, index)`` (a resumed run sees the same crops and the
