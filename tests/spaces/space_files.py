@@ -45,3 +45,12 @@ def check_space_metadata_and_requirements(space: Path, gradio_version: str, extr
     listed = {_requirement_name(line) for line in (space / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith(("#", "-"))}
     assert wanted <= listed, f"requirements.txt lacks {sorted(wanted - listed)}"
+
+
+def tune(seconds: float, sr: int) -> "np.ndarray":
+    """A test clip: a note every 0.25 s (onsets and beats to find) cycling through 5 semitones, decaying."""
+    import numpy as np
+
+    t = np.arange(int(seconds * sr)) / sr
+    freqs = 220.0 * 2 ** (np.floor(t * 4) % 5 / 12)
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(freqs) / sr) * np.exp(-3 * (t % 0.25))).astype(np.float32)

@@ -17,7 +17,7 @@ pytest.importorskip("matplotlib", reason="the Space needs the 'spaces' extra: pi
 
 from hf_musiccodec.audio.io import load_audio  # noqa: E402
 from tests.spaces import browser  # noqa: E402
-from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module  # noqa: E402
+from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module, tune  # noqa: E402
 
 SPACE = REPO / "spaces" / "latent-diffusion"
 SR = 24000  # the tiny pipeline's codec: 75 latent frames/s, 2 frames per U-Net column
@@ -37,21 +37,14 @@ def tiny_pipeline_dir(tmp_path_factory):
     return path
 
 
-def _tune(seconds: float, sr: int = SR) -> np.ndarray:
-    """A note every 0.25 s, decaying."""
-    t = np.arange(int(seconds * sr)) / sr
-    freqs = 220.0 * 2 ** (np.floor(t * 4) % 5 / 12)
-    return (0.3 * np.sin(2 * np.pi * np.cumsum(freqs) / sr) * np.exp(-3 * (t % 0.25))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """A 1.2 s 16-bit wav at the codec's rate and a 1 s 16 kHz stereo flac (converted by the pipeline)."""
     folder = tmp_path_factory.mktemp("audio")
     riff = folder / "riff.wav"
-    sf.write(riff, _tune(1.2), SR, subtype="PCM_16")
+    sf.write(riff, tune(1.2, SR), SR, subtype="PCM_16")
     stereo = folder / "stereo.flac"
-    tone = _tune(1.0, sr=16000)
+    tone = tune(1.0, sr=16000)
     sf.write(stereo, np.stack([tone, 0.5 * tone]).T, 16000)
     return {"riff": riff, "stereo": stereo}
 
@@ -228,14 +221,14 @@ def test_page_handlers_give_their_outputs(clips):
 def test_bad_uploads_give_a_one_line_message(tmp_path, content, message, action):
     path = tmp_path / "song.wav"
     if content == "truncated":
-        sf.write(path, _tune(1.0), SR, subtype="PCM_16")
+        sf.write(path, tune(1.0, SR), SR, subtype="PCM_16")
         path.write_bytes(path.read_bytes()[:20000])
     elif content == "silent":
         sf.write(path, np.zeros(SR, np.float32), SR)
     elif content == "short":
-        sf.write(path, _tune(0.2), SR)
+        sf.write(path, tune(0.2, SR), SR)
     elif content == "nan":
-        x = _tune(1.0)
+        x = tune(1.0, SR)
         x[[10, 20, 30]] = np.nan
         sf.write(path, x, SR, subtype="FLOAT")
     elif content is not None:

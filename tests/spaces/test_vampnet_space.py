@@ -17,7 +17,7 @@ pytest.importorskip("matplotlib", reason="the Space needs the 'spaces' extra: pi
 
 from hf_musiccodec.audio.io import load_audio  # noqa: E402
 from tests.spaces import browser  # noqa: E402
-from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module  # noqa: E402
+from tests.spaces.space_files import REPO, check_space_metadata_and_requirements, load_space_module, tune  # noqa: E402
 
 SPACE = REPO / "spaces" / "vampnet"
 SR = 24000  # the tiny pipeline's codec: 75 frames/s, 2 coarse codebooks of 16 tokens (4 bits)
@@ -34,18 +34,11 @@ def tiny_pipeline_dir(tmp_path_factory):
     return path
 
 
-def _tune(seconds: float, sr: int = SR) -> np.ndarray:
-    """A note every 0.25 s (onsets and beats to find), decaying."""
-    t = np.arange(int(seconds * sr)) / sr
-    freqs = 220.0 * 2 ** (np.floor(t * 4) % 5 / 12)
-    return (0.3 * np.sin(2 * np.pi * np.cumsum(freqs) / sr) * np.exp(-3 * (t % 0.25))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 1.2 s 16-bit wav at the codec's rate (90 frames)."""
     path = tmp_path_factory.mktemp("audio") / "riff.wav"
-    sf.write(path, _tune(1.2), SR, subtype="PCM_16")
+    sf.write(path, tune(1.2, SR), SR, subtype="PCM_16")
     return path
 
 
@@ -183,14 +176,14 @@ def test_page_handlers_give_their_outputs(clip):
 def test_bad_uploads_give_a_one_line_message(tmp_path, content, message, action):
     path = tmp_path / "song.wav"
     if content == "truncated":
-        sf.write(path, _tune(1.0), SR, subtype="PCM_16")
+        sf.write(path, tune(1.0, SR), SR, subtype="PCM_16")
         path.write_bytes(path.read_bytes()[:20000])
     elif content == "silent":
         sf.write(path, np.zeros(SR, np.float32), SR)
     elif content == "short":
-        sf.write(path, _tune(0.2), SR)
+        sf.write(path, tune(0.2, SR), SR)
     elif content == "nan":
-        x = _tune(1.0)
+        x = tune(1.0, SR)
         x[[10, 20, 30]] = np.nan
         sf.write(path, x, SR, subtype="FLOAT")
     elif content is not None:
