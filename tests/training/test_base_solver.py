@@ -96,3 +96,15 @@ def test_unknown_options_name_their_close_matches(tmp_path):
         RegressionConfig.load(str(path))
     with pytest.raises(ValueError, match=r"unknown things: 'zzz'$"):
         check_known("things", ["zzz", "a"], ["a", "b"])
+
+
+def test_numbers_written_without_a_dot_load_as_numbers(tmp_path):
+    # YAML 1.1 reads 5e-4 as a string; the optimizer must still get a float
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 1e-3\nmax_grad_norm: 2\n")
+    cfg = BaseTrainingConfig.load(str(path), ["lr_decay=5e-1"])
+    assert (cfg.learning_rate, cfg.max_grad_norm, cfg.lr_decay) == (1e-3, 2.0, 0.5)
+    assert all(isinstance(v, float) for v in (cfg.learning_rate, cfg.max_grad_norm, cfg.lr_decay))
+    assert BaseTrainingConfig.load(None, ["max_grad_norm=null"]).max_grad_norm is None
+    with pytest.raises(ValueError, match=r"learning_rate must be a number, got 'fast'$"):
+        BaseTrainingConfig.load(None, ["learning_rate=fast"])

@@ -95,3 +95,12 @@ def test_bad_options_are_errors():
         ControlNetTrainingConfig(mixup="blm").validate()
     with pytest.raises(ValueError, match="control_dropout"):
         ControlNetTrainingConfig(control_dropout=1.5).validate()
+
+
+@pytest.mark.parametrize("zero_init", [False, True])
+def test_the_branch_starts_as_the_base_model_and_sees_the_controls_unless_zero_initialised(workspace, tmp_path, zero_init):
+    solver = ControlNetSolver(_config(workspace, tmp_path / "start", zero_init_control_embedding=zero_init))
+    controlnet = solver._trained[0].model
+    assert bool(controlnet.controlnet_cond_embedding.conv_out.weight.abs().sum()) is not zero_init
+    assert all(not p.abs().sum() for p in controlnet.controlnet_down_blocks.parameters())   # the residuals are zero
+    assert not controlnet.controlnet_mid_block.weight.abs().sum()

@@ -48,6 +48,7 @@ import logging
 import os
 import shutil
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -74,6 +75,21 @@ def check_known(what: str, given: Iterable[str], known: Iterable[str]) -> None:
             close = difflib.get_close_matches(key, known, n=3)
             named.append(f"{key!r} (did you mean {' or '.join(map(repr, close))}?)" if close else repr(key))
         raise ValueError(f"unknown {what}: {', '.join(named)}")
+
+
+def numbers_as_declared(config_class, values: dict) -> dict:
+    """``values`` with each number-typed option a number: YAML 1.1 reads ``5e-4`` (no dot) as a string,
+    which would otherwise reach the optimizer as one. A value that is not a number is a one-line error."""
+    hints = typing.get_type_hints(config_class)
+    converted = dict(values)
+    for key, value in values.items():
+        declared = set(typing.get_args(hints[key])) or {hints[key]}
+        if float in declared and isinstance(value, (str, int)) and not isinstance(value, bool):
+            try:
+                converted[key] = float(value)
+            except ValueError:
+                raise ValueError(f"training option {key} must be a number, got {value!r}") from None
+    return converted
 
 
 @dataclass
@@ -116,7 +132,7 @@ class BaseTrainingConfig:
                 raise ValueError(f"override {item!r} is not key=value")
             values[key.strip()] = yaml.safe_load(raw)
         check_known("training options", values, (f.name for f in dataclasses.fields(cls)))
-        config = cls(**values)
+        config = cls(**numbers_as_declared(cls, values))
         config.validate()
         return config
 

@@ -35,6 +35,11 @@ class ControlNetTrainingConfig(DiffusionTrainingConfig):
     control_dropout: float = 0.3                  # each control is absent from this share of examples
     partial_control_prob: float = 0.5             # a given control covers a random span in this share
     conditioning_embedding_channels: int = 64     # the control image's embedding width (no downsampling)
+    # diffusers zero-initialises the control embedding's last conv as well as the residual convs, so the
+    # copied encoder sees no control until the first has grown (a second-order start). False draws it at
+    # random: the encoder sees the controls from step 1, and the zero residual convs still make the start
+    # exactly the base model.
+    zero_init_control_embedding: bool = False
     mixup: str | None = None
     learning_rate: float = 1e-4
 
@@ -84,6 +89,8 @@ class ControlNetSolver(DiffusionSolver):
         self.noise_scheduler = DDPMScheduler.from_config(self.base.scheduler.config)
         controlnet = ControlNetModel.from_unet(self.frozen_unet, conditioning_channels=CONTROL_CHANNELS,
                                                conditioning_embedding_out_channels=(cfg.conditioning_embedding_channels,))
+        if not cfg.zero_init_control_embedding:
+            controlnet.controlnet_cond_embedding.conv_out.reset_parameters()
         optimizer = torch.optim.AdamW(controlnet.parameters(), cfg.learning_rate, betas=tuple(cfg.betas),
                                       weight_decay=cfg.weight_decay)
         self.add_model("controlnet", controlnet, optimizer=optimizer,
