@@ -115,6 +115,18 @@ def test_fine_tuning_adds_rhythm_and_key_conditions(workspace, tmp_path, capsys)
     pipe.set_progress_bar_config(disable=True)
     out = pipe("a tune number 2 at 120 BPM in A minor", audio_length_in_s=0.8, generator=torch.Generator().manual_seed(0))
     assert out.audios.shape == (1, 1, int(0.8 * SR)) and np.isfinite(out.audios).all()
+    # a new beat-phase table is drawn at the position sinusoids' scale, not lost beside them
+    assert 0.3 < after["c.rhythm_embedding.weight"].std() < 0.7
+
+    # fresh_conditions: the named condition starts over, the others keep their trained weights
+    again = LMSolver(_config(workspace, tmp_path / "again", init_from=str(folder), rhythm_vocab=8, key_condition=True,
+                             fresh_conditions=["rhythm"], max_steps=1))  # fmt: skip
+    conditioner = dict(again._trained[1].model.state_dict())
+    assert not torch.equal(conditioner["rhythm_embedding.weight"], after["c.rhythm_embedding.weight"])
+    assert torch.equal(conditioner["key_roles"], after["c.key_roles"])
+    assert torch.equal(conditioner["melody_embedding.weight"], after["c.melody_embedding.weight"])
+    with pytest.raises(ValueError, match="are not conditions"):
+        LMTrainingConfig(fresh_conditions=["tempo"]).validate()
 
 
 def _official_layout_musicgen(folder):

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["LMTrainingConfig", "LMSolver"]
 
 
+# the conditioner's parameters of each condition (their names' common prefix), for fresh_conditions
+CONDITION_PARAMETERS = {"clap": "clap_", "melody": "melody_", "rhythm": "rhythm_", "key": "key_"}
+
+
 @dataclass
 class LMTrainingConfig(BaseTrainingConfig):
     # --- model: fresh over a codec, or a MusicGen folder to fine-tune (ours or the official layout)
@@ -47,6 +51,7 @@ class LMTrainingConfig(BaseTrainingConfig):
     melody_stride: int = 3
     rhythm_vocab: int = 0                         # > 0: a beat-phase condition (phases per beat)
     key_condition: bool = False                   # a key condition (tonic triad tokens)
+    fresh_conditions: tuple = ()                  # with init_from: these conditions' weights start afresh
     lora_rank: int = 0                            # > 0: train LoRA adapters (peft) instead of the decoder
     lora_alpha: float = 16.0
     # --- data
@@ -75,6 +80,11 @@ class LMTrainingConfig(BaseTrainingConfig):
 
     def validate(self) -> None:
         super().validate()
+        if isinstance(self.fresh_conditions, str):
+            self.fresh_conditions = (self.fresh_conditions,)
+        unknown = set(self.fresh_conditions) - set(CONDITION_PARAMETERS)
+        if unknown:
+            raise ValueError(f"fresh_conditions: {sorted(unknown)} are not conditions ({', '.join(CONDITION_PARAMETERS)})")
         for name in ("drop_all", "text_dropout", "clap_prob", "melody_prob", "rhythm_prob", "key_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -116,8 +126,8 @@ class LMSolver(BaseSolver):
                 hidden_size=musicgen.text_encoder.config.hidden_size,
                 clap_dim=self.train_set.conditions.clap_dim if self.train_set.has_clap else 0,
                 melody_vocab=13 if self.train_set.has_melody else 0, melody_stride=cfg.melody_stride, **attributes))
-        elif any(getattr(conditioner.config, k) != v for k, v in attributes.items()):
-            conditioner = _with_attributes(conditioner, attributes)
+        elif cfg.fresh_conditions or any(getattr(conditioner.config, k) != v for k, v in attributes.items()):
+            conditioner = _with_attributes(conditioner, attributes, fresh=cfg.fresh_conditions)
         self._musicgen_unwrapped = musicgen
         trainable = [p for p in musicgen.parameters() if p.requires_grad]
         decay = [p for p in trainable if p.ndim >= 2]
@@ -319,14 +329,17 @@ def _has_attributes(batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     return rhythm, key
 
 
-def _with_attributes(conditioner, attributes: dict):
+def _with_attributes(conditioner, attributes: dict, fresh=()):
     """A copy of a trained conditioner with rhythm / key conditions added (fresh weights for
-    those, the trained ones kept), for fine-tuning a model to them."""
+    those, the trained ones kept), for fine-tuning a model to them; the conditions named in
+    ``fresh`` also start from new weights."""
     from hf_musiccodec.pipelines.text_to_music.conditioner import MusicConditioner, MusicConditionerConfig
 
     config = MusicConditionerConfig(**{**conditioner.config.to_dict(), **attributes})
     grown = MusicConditioner(config)
-    missing, unexpected = grown.load_state_dict(conditioner.state_dict(), strict=False)
+    prefixes = tuple(CONDITION_PARAMETERS[name] for name in fresh)
+    kept = {k: v for k, v in conditioner.state_dict().items() if not k.startswith(prefixes)}
+    missing, unexpected = grown.load_state_dict(kept, strict=False)
     if unexpected:
         raise ValueError(f"cannot drop conditions from a trained conditioner: {unexpected}")
     logger.info("conditioner: added %s (new weights: %s)", attributes, missing)

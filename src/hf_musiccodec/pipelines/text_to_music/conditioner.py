@@ -35,6 +35,12 @@ __all__ = ["MusicConditionerConfig", "MusicConditioner"]
 
 _TRIADS = [key_triad(k) for k in range(NUM_KEYS)]
 
+# The rhythm tokens' content is added to the decoder's position sinusoids (values in [-1, 1], std
+# ~0.7); at the usual 0.02 init a beat phase was invisible beside them: after a 600-step fine-tune,
+# bpm=70 and bpm=150 gave bit-identical audio. Drawn at the sinusoids' scale, each phase is distinct
+# from the first step.
+FRAMEWISE_EMBEDDING_STD = 0.5
+
 
 class MusicConditionerConfig(PretrainedConfig):
     """Args:
@@ -97,6 +103,8 @@ class MusicConditioner(PreTrainedModel):
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
+        elif module is getattr(self, "rhythm_embedding", None):
+            nn.init.normal_(module.weight, std=FRAMEWISE_EMBEDDING_STD)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
