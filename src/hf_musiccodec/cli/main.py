@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from .codec_commands import CommandError, add_codec_commands, one_line
+from .control_command import add_control_command
 from .diffuse_command import add_diffuse_command
 from .text_to_music_command import add_text_to_music_command
 from .vamp_command import add_vamp_command
@@ -31,13 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Compress music with a neural audio codec (EnCodec / DAC / SoundStream family) "
-                    "and decode it back; generate music from text (token LM or latent diffusion); vamp on a clip (VampNet).",
+                    "and decode it back; generate music from text (token LM or latent diffusion), keeping a reference's melody, dynamics or rhythm; vamp on a clip (VampNet).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_codec_commands(sub)
     add_text_to_music_command(sub)
     add_vamp_command(sub)
     add_diffuse_command(sub)
+    add_control_command(sub)
     demo = sub.add_parser(
         "demo", help="encode and decode a clip and write the reconstruction",
         description="Run the codec demo: encode a clip (the bundled one by default), decode it and "

@@ -65,17 +65,18 @@ class DittoPipeline(MusicDiffusionPipeline):
     """:class:`MusicDiffusionPipeline`'s components, called with DITTO's objectives."""
 
     def _objectives(self, objective, target) -> list[DittoObjective]:
-        items = objective if isinstance(objective, (list, tuple)) else [objective]
+        several = isinstance(objective, (list, tuple))  # then target is a dict: name -> its target
+        items = objective if several else [objective]
         if not items or any(o is None for o in items):
             raise GeneratorError("objective must be a name, an objective or a list of them")
-        if len(items) > 1 and target is not None and not isinstance(target, dict):
-            raise GeneratorError("with several objectives, target is a dict: objective name -> its target")
+        if several and target is not None and not isinstance(target, dict):
+            raise GeneratorError("with a list of objectives, target is a dict: objective name -> its target")
         out = []
         for item in items:
             if isinstance(item, DittoObjective):
                 out.append(item)
             elif isinstance(item, str):
-                out.append(make_objective(item, target.get(item) if len(items) > 1 and target else target))
+                out.append(make_objective(item, target.get(item) if several and target else target))
             else:
                 raise GeneratorError(f"objective must be a name or a DittoObjective, got {type(item).__name__}")
         return out
