@@ -7,14 +7,18 @@ the pipeline generates from the clip's caption:
 
 * **ControlNet (all controls)**: melody, dynamics and rhythm given over the whole clip;
 * **ControlNet, melody only** / **dynamics only** / **rhythm only**: one control at a time;
-* **no control**: the same prompts and seeds with no control (the base latent diffusion model).
+* **no control**: the same prompts and seeds with no control (the base latent diffusion model);
+* **DITTO** (``--ditto-clips``, default the first 4): the same base model with no control branch,
+  its initial noise optimised toward the reference's melody and loudness (``--ditto-steps`` Adam
+  steps through ``--ditto-sampler-steps`` DDIM steps), next to ControlNet given those two controls
+  on the same clips.
 
 Columns: melody accuracy (share of frames whose top-1 high-passed chroma pitch class matches the
 reference's; 1/12 is chance), dynamics correlation (Pearson, dB curves), beat F1 (librosa beats of
 both, 70 ms window, as Music ControlNet), FAD (clap) against the references, CLAP score with the prompts.
 
     PYTHONPATH=src python benchmarks/controlnet_adherence.py --model runs/music-controlnet/model \\
-        [--data data/music21] [--num-clips 16] [--seconds 6] [--steps 25] [--threads 2] [--json out.json]
+        [--data data/music21] [--num-clips 16] [--seconds 6] [--steps 25] [--threads 2] [--ditto-clips 4] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ def measure(args) -> dict:
     import torch
 
     from hf_musiccodec import MusicControlNetPipeline
-    from hf_musiccodec.audio.io import load_audio
-    from hf_musiccodec.data.captioned import music21_caption_dataset
     from hf_musiccodec.metrics import (
         ClapAudioEmbedding,
         beat_f1,
@@ -47,32 +49,24 @@ def measure(args) -> dict:
         frechet_distance,
         melody_accuracy,
     )
+    from hf_musiccodec.metrics.benchmark_cli import held_out_clips
     from hf_musiccodec.pipelines.pipeline_utils import clap_text_embeddings
 
     torch.set_num_threads(args.threads)
     pipe = MusicControlNetPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     sr = pipe.sampling_rate
-    rows = music21_caption_dataset(args.data)["test"]
-    order = np.random.default_rng(args.seed).permutation(len(rows))[: args.num_clips]
-    clips = []
-    for i in order:
-        row = rows[int(i)]
-        audio, _ = load_audio(row["path"], sampling_rate=sr, channels=1, duration=args.seconds)
-        clips.append((row["caption"], audio[0]))
+    clips = held_out_clips(args.data, args.num_clips, args.seconds, sr, args.seed)
     embedding = ClapAudioEmbedding(pipe.clap, pipe.clap_processor)
     reference_embeddings = embed_audio([c for _, c in clips], sr, embedding)
     text = clap_text_embeddings(pipe.clap, pipe.clap_processor, [p for p, _ in clips], "cpu").numpy()
-    results = []
-    for label, controls in ROWS:
+
+    def score(label, controls, chosen, generate) -> dict:
         started = time.perf_counter()
         melody, dynamics, beats, outputs = [], [], [], []
-        for k, (prompt, reference) in enumerate(clips):
-            extracted = pipe.extract_controls(reference, sr)
-            given = {name: getattr(extracted, name) for name in controls}
-            out = pipe(prompt, audio_length_in_s=args.seconds, num_inference_steps=args.steps,
-                       guidance_scale=args.guidance, generator=torch.Generator().manual_seed(args.seed + k), **given)
-            audio = out.audios[0, 0]
+        for k in chosen:
+            prompt, reference = clips[k]
+            audio = generate(k, prompt, pipe.extract_controls(reference, sr))
             outputs.append(audio)
             melody.append(melody_accuracy(reference, audio, sr))
             try:
@@ -82,13 +76,43 @@ def measure(args) -> dict:
             reference_beats = detect_beats(reference, sr)
             beats.append(beat_f1(reference_beats, detect_beats(audio, sr)) if reference_beats.size else np.nan)
         generated = embed_audio(outputs, sr, embedding)
-        results.append({
-            "row": label, "controls": list(controls), "n": len(clips),
+        return {
+            "row": label, "controls": list(controls), "n": len(chosen),
             "melody_accuracy": float(np.mean(melody)), "dynamics_correlation": float(np.mean(dynamics)),
-            "beat_f1": float(np.nanmean(beats)), "fad_clap": frechet_distance(generated, reference_embeddings),
-            "clap_score": clap_score(text, np.stack([embedding(a, sr) for a in outputs])),
+            "beat_f1": float(np.nanmean(beats)),
+            "fad_clap": frechet_distance(generated, reference_embeddings[list(chosen)]),
+            "clap_score": clap_score(text[list(chosen)], np.stack([embedding(a, sr) for a in outputs])),
             "seconds": time.perf_counter() - started,
-        })  # fmt: skip
+        }  # fmt: skip
+
+    def controlnet(controls):
+        def generate(k, prompt, extracted):
+            given = {name: getattr(extracted, name) for name in controls}
+            return pipe(prompt, audio_length_in_s=args.seconds, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                        generator=torch.Generator().manual_seed(args.seed + k), **given).audios[0, 0]
+        return generate
+
+    results = [score(label, controls, range(len(clips)), controlnet(controls)) for label, controls in ROWS]
+    if args.ditto_clips:
+        # DITTO on the same base model (no control branch), toward the same references' melody and
+        # loudness, next to ControlNet given those two controls on the same clips
+        from hf_musiccodec import DittoPipeline
+
+        parts = {k: v for k, v in pipe.components.items() if k != "controlnet"}
+        ditto = DittoPipeline(**parts, latent_mean=pipe.config.latent_mean, latent_std=pipe.config.latent_std)
+        ditto.set_progress_bar_config(disable=True)
+
+        def optimised(k, prompt, extracted):
+            return ditto(prompt, objective=["melody", "intensity"],
+                         target={"melody": extracted.melody, "intensity": extracted.dynamics},
+                         audio_length_in_s=args.seconds, guidance_scale=args.guidance, num_inference_steps=args.ditto_sampler_steps,
+                         num_optimization_steps=args.ditto_steps, generator=torch.Generator().manual_seed(args.seed + k)).audios[0, 0]
+
+        chosen = range(min(args.ditto_clips, len(clips)))
+        results.append(score(f"ControlNet (melody + dynamics), first {len(chosen)} clips", ("melody", "dynamics"), chosen,
+                             controlnet(("melody", "dynamics"))))
+        results.append(score(f"DITTO (melody + intensity, {args.ditto_steps} steps), same clips", ("melody", "dynamics"),
+                             chosen, optimised))
     return {"rows": results, "settings": vars(args) | {"model": str(args.model)}}
 
 
@@ -101,7 +125,8 @@ def report(result: dict) -> str:
     s = result["settings"]
     lines.append(f"\n{s['num_clips']} held-out test clips of {s['seconds']:g} s, {s['steps']} steps, guidance "
                  f"{s['guidance']:g}; melody chance 1/12 = 0.083; FAD against the references themselves (few clips: "
-                 f"compare rows, not absolute values).")
+                 f"compare rows, not absolute values)." + (f" DITTO: {s['ditto_steps']} Adam steps through {s['ditto_sampler_steps']} "
+                 f"DDIM steps." if s.get("ditto_clips") else ""))
     return "\n".join(lines)
 
 
@@ -115,6 +140,9 @@ def main(argv=None) -> int:
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ditto-clips", type=int, default=4, help="also DITTO on this many of the clips (0: not)")
+    p.add_argument("--ditto-steps", type=int, default=20, help="DITTO's optimisation steps")
+    p.add_argument("--ditto-sampler-steps", type=int, default=10, help="DITTO's DDIM steps (optimised through)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     from hf_musiccodec.metrics.benchmark_cli import run_benchmark

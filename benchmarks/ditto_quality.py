@@ -46,19 +46,6 @@ def load_pipe(folder, threads: int):
     return pipe
 
 
-def test_clips(data: str, count: int, seconds: float, sr: int, seed: int):
-    from hf_musiccodec.audio.io import load_audio
-    from hf_musiccodec.data.captioned import music21_caption_dataset
-
-    rows = music21_caption_dataset(data)["test"]
-    order = np.random.default_rng(seed).permutation(len(rows))[:count]
-    clips = []
-    for i in order:
-        row = rows[int(i)]
-        audio, _ = load_audio(row["path"], sampling_rate=sr, channels=1, duration=seconds)
-        clips.append((row["caption"], audio[0]))
-    return clips
-
 
 def target_for(name: str, clip: np.ndarray, sr: int, seconds: float):
     from hf_musiccodec.metrics.melody_dynamics import dynamics_curve, melody_pitch_classes
@@ -91,8 +78,10 @@ def metric_for(name: str, clip: np.ndarray, output: np.ndarray, sr: int):
 def objective_rows(args) -> list[dict]:
     import torch
 
+    from hf_musiccodec.metrics.benchmark_cli import held_out_clips
+
     pipe = load_pipe(args.model, args.threads)
-    clips = test_clips(args.data, len(OBJECTIVES), args.seconds, pipe.sampling_rate, args.seed)
+    clips = held_out_clips(args.data, len(OBJECTIVES), args.seconds, pipe.sampling_rate, args.seed)
     rows = []
     for i, name in enumerate(OBJECTIVES):
         caption, clip = clips[i]

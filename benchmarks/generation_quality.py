@@ -101,23 +101,9 @@ class Row:
 
 def load_splits(data):
     """Train / validation / test of a render folder (or its manifest) or of a saved DatasetDict."""
-    data = Path(data)
-    manifest = data if data.is_file() and data.suffix == ".jsonl" else data / "manifest.jsonl"
-    if (data / "dataset_dict.json").is_file():
-        splits = datasets.load_from_disk(str(data))
-    elif manifest.is_file():
-        from hf_musiccodec.data.captioned import music21_caption_dataset  # only render folders need it
+    from hf_musiccodec.metrics.benchmark_cli import load_caption_splits
 
-        splits = music21_caption_dataset(manifest.parent, manifest_name=manifest.name)
-    else:
-        raise BenchmarkError(f"--data {data}: neither a render folder with manifest.jsonl nor a saved DatasetDict")
-    for split in SPLITS:
-        if split not in splits or len(splits[split]) == 0:
-            raise BenchmarkError(f"--data {data} has no {split} split (or it is empty)")
-        missing = [c for c in REQUIRED_COLUMNS if c not in splits[split].column_names]
-        if missing:
-            raise BenchmarkError(f"--data {data}: the {split} split lacks columns {missing}")
-    return splits
+    return load_caption_splits(data, SPLITS, REQUIRED_COLUMNS)
 
 
 def sample_rows(split, n: int | None, seed: int) -> list[dict]:

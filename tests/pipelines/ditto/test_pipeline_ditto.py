@@ -79,6 +79,7 @@ def test_zero_steps_is_the_plain_ddim_generation(pipe):
 
 @pytest.mark.parametrize("objective, target", [
     ("melody", np.full(40, 9)),
+    ("melody", np.r_[np.full(20, -1), np.full(20, 9)]),   # extract_controls' -1 (no pitch): left free
     ("inpainting", dict(audio=tone(0.6), sampling_rate=SR, start_s=0.2, end_s=0.4)),
     ("outpainting", dict(audio=tone(0.3), sampling_rate=SR)),
     ("looping", 0.15),
@@ -137,6 +138,7 @@ def test_saved_folder_loads_as_ditto_and_callback_runs(pipe, folder):
     (dict(objective="intensity"), "needs a target"),
     (dict(objective="intensity", target=[1.0]), "1-D curve"),
     (dict(objective="melody", target=[0, 14]), "pitch classes"),
+    (dict(objective="melody", target=[-1, -1]), "no pitched frame"),
     (dict(objective="structure", target=np.ones((3, 4))), "square matrix"),
     (dict(objective="inpainting", target=np.ones(4)), "dict"),
     (dict(objective="inpainting", target=dict(audio=tone(0.6), sampling_rate=SR, start_s=0.5, end_s=0.1)), "start_s < end_s"),

@@ -82,15 +82,18 @@ class IntensityObjective(DittoObjective):
 
 
 class MelodyObjective(DittoObjective):
-    """``target``: pitch classes ``(n,)`` (0 = C ... 11 = B; any length: nearest-resampled)."""
+    """``target``: pitch classes ``(n,)`` (0 = C ... 11 = B; -1 = no pitch there, free, as in
+    ``extract_controls``; any length: nearest-resampled)."""
 
     name = "melody"
 
     def __init__(self, target, weight: float = 1.0):
         super().__init__(weight)
         x = np.asarray(target)
-        if x.ndim != 1 or x.size < 1 or not np.isfinite(x).all() or ((x < 0) | (x > 11) | (x != np.round(x))).any():
-            raise GeneratorError("melody target must be pitch classes: integers 0-11, one per frame")
+        if x.ndim != 1 or x.size < 1 or not np.isfinite(x).all() or ((x < -1) | (x > 11) | (x != np.round(x))).any():
+            raise GeneratorError("melody target must be pitch classes: integers 0-11 (-1: none), one per frame")
+        if (x < 0).all():
+            raise GeneratorError("melody target has no pitched frame (all -1)")
         self.target = torch.as_tensor(x.astype(np.int64))
 
     def prepare(self, pipe, frames, samples):
@@ -98,10 +101,13 @@ class MelodyObjective(DittoObjective):
         n = samples // HOP + 1
         index = torch.clamp((torch.arange(n) * self.target.numel() / n).long(), max=self.target.numel() - 1)
         self.resampled = self.target[index]
+        if (self.resampled < 0).all():
+            raise GeneratorError("melody target has no pitched frame at the output's length")
 
     def loss(self, audio, latents):
         chroma = melody_chroma(audio.mean(1), self.sampling_rate, hop_length=HOP)[0]  # (12, frames)
-        return F.nll_loss(chroma.clamp_min(1e-8).log().T, self.resampled.to(chroma.device))
+        # frames without a target pitch (-1) are left out of the mean
+        return F.nll_loss(chroma.clamp_min(1e-8).log().T, self.resampled.to(chroma.device), ignore_index=-1)
 
 
 def _structure(audio: torch.Tensor, sr: int) -> torch.Tensor:
