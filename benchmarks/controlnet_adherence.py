@@ -89,7 +89,8 @@ def measure(args) -> dict:
         def generate(k, prompt, extracted):
             given = {name: getattr(extracted, name) for name in controls}
             return pipe(prompt, audio_length_in_s=args.seconds, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                        generator=torch.Generator().manual_seed(args.seed + k), **given).audios[0, 0]
+                        controlnet_conditioning_scale=args.scale, generator=torch.Generator().manual_seed(args.seed + k),
+                        **given).audios[0, 0]
         return generate
 
     results = [score(label, controls, range(len(clips)), controlnet(controls)) for label, controls in ROWS]
@@ -124,7 +125,7 @@ def report(result: dict) -> str:
                      f"{r['beat_f1']:.3f} | {r['fad_clap']:.3f} | {r['clap_score']:.3f} |")
     s = result["settings"]
     lines.append(f"\n{s['num_clips']} held-out test clips of {s['seconds']:g} s, {s['steps']} steps, guidance "
-                 f"{s['guidance']:g}; melody chance 1/12 = 0.083; FAD against the references themselves (few clips: "
+                 f"{s['guidance']:g}, ControlNet scale {s.get('scale', 1.0):g}; melody chance 1/12 = 0.083; FAD against the references themselves (few clips: "
                  f"compare rows, not absolute values)." + (f" DITTO: {s['ditto_steps']} Adam steps through {s['ditto_sampler_steps']} "
                  f"DDIM steps." if s.get("ditto_clips") else ""))
     return "\n".join(lines)
@@ -138,6 +139,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--scale", type=float, default=1.0, help="controlnet_conditioning_scale")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ditto-clips", type=int, default=4, help="also DITTO on this many of the clips (0: not)")

@@ -30,7 +30,8 @@ def add_control_command(sub) -> None:
     p.add_argument("--method", choices=sorted(BUNDLED), default="controlnet", help="default: controlnet")
     p.add_argument("--start", type=float, help="ControlNet: keep the controls from this second (default 0)")
     p.add_argument("--end", type=float, help="ControlNet: ... to this second (default: the end)")
-    p.add_argument("--scale", type=float, default=1.0, help="ControlNet: strength of the control branch (default 1)")
+    p.add_argument("--scale", type=float, default=2.0,
+                   help="ControlNet: strength of the control branch (default 2: the bundled model's best, see its card)")
     p.add_argument("--ditto-steps", type=int, default=20, help="DITTO: optimisation steps (default 20)")
     p.add_argument("--seconds", type=float, help="length of the output (default: the reference's, at most 30)")
     p.add_argument("--steps", type=int, help="denoising steps (default: 25 ControlNet, 20 DITTO)")
