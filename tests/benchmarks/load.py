@@ -4,6 +4,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -15,3 +17,15 @@ def load_benchmark(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def benchmark_fixture(name: str):
+    """A module-scoped fixture giving ``benchmarks/<name>.py`` as a module, unregistered afterwards."""
+
+    @pytest.fixture(scope="module")
+    def fixture():
+        module = load_benchmark(name)
+        yield module
+        sys.modules.pop(module.__name__, None)
+
+    return fixture

@@ -1,21 +1,16 @@
 """benchmarks/codec_quality.py: the quality loader and measurement on one short synthetic excerpt."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 
 SR = 24_000
 
 
-@pytest.fixture(scope="module")
-def cq():
-    module = load_benchmark("codec_quality")
-    yield module
-    sys.modules.pop(module.__name__, None)
+cq = benchmark_fixture("codec_quality")
 
 
 def _music(seconds, sr=SR, seed=0):

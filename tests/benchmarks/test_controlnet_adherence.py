@@ -3,7 +3,6 @@ held-out clips: every row is measured (ControlNet with each control, none, and D
 ControlNet on the same clips), the table and JSON agree, and bad input is one line."""
 
 import json
-import sys
 
 import datasets
 import numpy as np
@@ -12,16 +11,12 @@ import soundfile as sf
 
 from hf_musiccodec.testing.tiny import tiny_music_controlnet_pipeline
 from tests.benchmarks.common import one_line_error
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 
 SR = 16_000
 
 
-@pytest.fixture(scope="module")
-def adherence():
-    module = load_benchmark("controlnet_adherence")
-    yield module
-    sys.modules.pop(module.__name__, None)
+adherence = benchmark_fixture("controlnet_adherence")
 
 
 @pytest.fixture(scope="module")

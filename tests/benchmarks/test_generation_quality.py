@@ -2,7 +2,6 @@
 metadata, and ToneGenerator (a real generator of the convention) saved as a pipeline folder."""
 
 import json
-import sys
 
 import datasets
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from tests.benchmarks.common import one_line_error, save_tiny_clap
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
 
 SR = 16_000
@@ -23,11 +22,7 @@ HEADER = ["FAD (clap)", "FAD (mel-stats)", "CLAP score", "tempo acc 4%", "tempo 
           "novelty (clap > 0.9)", "RTF"]
 
 
-@pytest.fixture(scope="module")
-def gq():
-    module = load_benchmark("generation_quality")
-    yield module
-    sys.modules.pop(module.__name__, None)
+gq = benchmark_fixture("generation_quality")
 
 
 @pytest.fixture(scope="module")

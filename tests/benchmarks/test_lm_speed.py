@@ -4,22 +4,17 @@ transformers' forward), sampled, with and without guidance, continuing a prompt,
 prompts, on a reloaded folder (sdpa attention) and after the weights change."""
 
 import json
-import sys
 
 import pytest
 import torch
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 
 from hf_musiccodec.pipelines.text_to_music import TextToMusicPipeline
 from hf_musiccodec.pipelines.text_to_music.sampling import SamplingOptions, sample_window
 from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
 
 
-@pytest.fixture(scope="module")
-def lm():
-    module = load_benchmark("lm_speed")
-    yield module
-    sys.modules.pop(module.__name__, None)
+lm = benchmark_fixture("lm_speed")
 
 
 @pytest.fixture(scope="module")

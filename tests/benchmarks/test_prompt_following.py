@@ -4,13 +4,12 @@ end on the tiny random text-to-music pipeline and a tiny random CLAP."""
 
 import json
 import re
-import sys
 
 import numpy as np
 import pytest
 
 from tests.benchmarks.common import one_line_error, save_tiny_clap
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture, load_benchmark
 from tests.pipelines.test_pipeline_utils import ToneGenerator, arpeggio, saved
 
 SR = 16_000
@@ -18,11 +17,7 @@ SECONDS = 4.0
 WORD_BPM = {"very fast": 170.0, "fast": 140.0, "moderate": 100.0, "slow": 65.0}  # longest word first
 
 
-@pytest.fixture(scope="module")
-def pf():
-    module = load_benchmark("prompt_following")
-    yield module
-    sys.modules.pop(module.__name__, None)
+pf = benchmark_fixture("prompt_following")
 
 
 def clicks(bpm: float, seconds: float, seed: int) -> np.ndarray:

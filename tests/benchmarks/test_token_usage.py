@@ -1,22 +1,17 @@
 """benchmarks/token_usage.py: per-codebook token statistics of a latent cache."""
 
-import sys
 
 import numpy as np
 import pytest
 import torch
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 
 from hf_musiccodec.codecs import MusicCodecModel
 from hf_musiccodec.data import latent_cache as lc
 from hf_musiccodec.testing.tiny import tiny_codec_config
 
 
-@pytest.fixture(scope="module")
-def tu():
-    module = load_benchmark("token_usage")
-    yield module
-    sys.modules.pop(module.__name__, None)
+tu = benchmark_fixture("token_usage")
 
 
 def test_shares_and_perplexity(tu):

@@ -2,7 +2,6 @@
 random CLAP and a render folder of synthesised arpeggios with its manifest.jsonl."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import soundfile as sf
 from hf_musiccodec.metrics import mel_distance
 from hf_musiccodec.testing.tiny import tiny_vampnet_pipeline
 from tests.benchmarks.common import one_line_error, save_tiny_clap
-from tests.benchmarks.load import load_benchmark
+from tests.benchmarks.load import benchmark_fixture
 from tests.pipelines.test_pipeline_utils import arpeggio
 
 SR = 24_000
@@ -21,11 +20,7 @@ FILES = [("validation", 2.0, 120.0, "C major"), ("validation", 2.0, 90.0, "A min
          ("validation", 2.0, 140.0, "D minor"), ("train", 2.0, 110.0, "F major")]
 
 
-@pytest.fixture(scope="module")
-def vq():
-    module = load_benchmark("vampnet_quality")
-    yield module
-    sys.modules.pop(module.__name__, None)
+vq = benchmark_fixture("vampnet_quality")
 
 
 @pytest.fixture(scope="module")
