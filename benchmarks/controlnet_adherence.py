@@ -60,28 +60,30 @@ def measure(args) -> dict:
     embedding = ClapAudioEmbedding(pipe.clap, pipe.clap_processor)
     reference_embeddings = embed_audio([c for _, c in clips], sr, embedding)
     text = clap_text_embeddings(pipe.clap, pipe.clap_processor, [p for p, _ in clips], "cpu").numpy()
+    # what every row compares against, computed once per clip
+    reference_controls = [pipe.extract_controls(reference, sr) for _, reference in clips]
+    reference_beats = [detect_beats(reference, sr) for _, reference in clips]
 
     def score(label, controls, chosen, generate) -> dict:
         started = time.perf_counter()
         melody, dynamics, beats, outputs = [], [], [], []
         for k in chosen:
             prompt, reference = clips[k]
-            audio = generate(k, prompt, pipe.extract_controls(reference, sr))
+            audio = generate(k, prompt, reference_controls[k])
             outputs.append(audio)
             melody.append(melody_accuracy(reference, audio, sr))
             try:
                 dynamics.append(dynamics_correlation(reference, audio, sr))
             except ValueError:  # a constant curve (silence): no correlation
                 dynamics.append(0.0)
-            reference_beats = detect_beats(reference, sr)
-            beats.append(beat_f1(reference_beats, detect_beats(audio, sr)) if reference_beats.size else np.nan)
-        generated = embed_audio(outputs, sr, embedding)
+            beats.append(beat_f1(reference_beats[k], detect_beats(audio, sr)) if reference_beats[k].size else np.nan)
+        generated = embed_audio(outputs, sr, embedding)  # one CLAP row per clip
         return {
             "row": label, "controls": list(controls), "n": len(chosen),
             "melody_accuracy": float(np.mean(melody)), "dynamics_correlation": float(np.mean(dynamics)),
             "beat_f1": float(np.nanmean(beats)),
             "fad_clap": frechet_distance(generated, reference_embeddings[list(chosen)]),
-            "clap_score": clap_score(text[list(chosen)], np.stack([embedding(a, sr) for a in outputs])),
+            "clap_score": clap_score(text[list(chosen)], generated),
             "seconds": time.perf_counter() - started,
         }  # fmt: skip
 

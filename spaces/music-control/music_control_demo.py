@@ -18,7 +18,6 @@ with one line (``hf_musiccodec.demo_support``): the person at the page never see
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,6 @@ from pathlib import Path
 from hf_musiccodec import demo_support
 
 demo_support.quiet_offline_environment()
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -348,6 +346,14 @@ def _status(store) -> tuple[bool, str]:
         return False, f"**{e}**"
 
 
+def _sampling_settings(tab: str):
+    """The steps, guidance and seed inputs both tabs share (``#<tab>-steps`` etc.), in the current layout block."""
+    steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS["steps"], step=1, label="Steps", elem_id=f"{tab}-steps")
+    guidance = gr.Slider(0.0, 10.0, value=DEFAULTS["guidance"], step=0.5, label="Guidance", elem_id=f"{tab}-guidance")
+    seed = gr.Number(DEFAULTS["seed"], precision=0, minimum=0, label="Seed", elem_id=f"{tab}-seed")
+    return steps, guidance, seed
+
+
 def build_demo() -> gr.Blocks:
     """The Space's page; a missing model is a message on its tab (its button off), never a crash."""
     control_ready, control_info = _status(_CONTROLNET)
@@ -374,12 +380,7 @@ def build_demo() -> gr.Blocks:
                             end = gr.Number(DEFAULTS["end"], minimum=0, label="to (s)", elem_id="control-end")
                         strength = gr.Slider(0.0, 3.0, value=DEFAULTS["strength"], step=0.05,
                                              label="Control strength", elem_id="control-strength")
-                        c_steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS["steps"], step=1, label="Steps",
-                                            elem_id="controlnet-steps")
-                        c_guidance = gr.Slider(0.0, 10.0, value=DEFAULTS["guidance"], step=0.5, label="Guidance",
-                                               elem_id="controlnet-guidance")
-                        c_seed = gr.Number(DEFAULTS["seed"], precision=0, minimum=0, label="Seed",
-                                           elem_id="controlnet-seed")
+                        c_steps, c_guidance, c_seed = _sampling_settings("controlnet")
                         c_run = gr.Button("Generate", variant="primary", elem_id="controlnet-generate",
                                           interactive=control_ready)
                 with gr.Row(equal_height=True):
@@ -408,12 +409,7 @@ def build_demo() -> gr.Blocks:
                         opt_steps = gr.Slider(0, MAX_OPTIMIZATION_STEPS, value=DEFAULTS["optimization_steps"],
                                               step=1, label="Optimisation steps", elem_id="ditto-opt-steps")
                         lr = gr.Number(DEFAULTS["lr"], minimum=0, label="Learning rate", elem_id="ditto-lr")
-                        d_steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS["steps"], step=1, label="Steps",
-                                            elem_id="ditto-steps")
-                        d_guidance = gr.Slider(0.0, 10.0, value=DEFAULTS["guidance"], step=0.5, label="Guidance",
-                                               elem_id="ditto-guidance")
-                        d_seed = gr.Number(DEFAULTS["seed"], precision=0, minimum=0, label="Seed",
-                                           elem_id="ditto-seed")
+                        d_steps, d_guidance, d_seed = _sampling_settings("ditto")
                         d_run = gr.Button("Run DITTO", variant="primary", elem_id="ditto-run",
                                           interactive=ditto_ready)
                 d_out = gr.Audio(label="Generated", type="filepath", interactive=False, elem_id="ditto-audio")

@@ -36,7 +36,6 @@ from pathlib import Path
 from hf_musiccodec import demo_support
 
 demo_support.quiet_offline_environment()
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402

@@ -27,6 +27,7 @@ def quiet_offline_environment() -> None:
     """No analytics, no telemetry, no downloads at run time (set before gradio and the hub load)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 

@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audio.io import load_audio, save_audio
     from ..pipelines import load_generator
+    from ..pipelines.controlnet import MusicControlNetPipeline, reference_controls
+    from ..pipelines.ditto import DittoPipeline
 
     folder = Path(args.model) if args.model else BUNDLED[args.method]
     if not folder.is_dir():
@@ -63,30 +65,22 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds if args.seconds is not None else min(audio.shape[-1] / sr, 30.0)
     if not seconds > 0:
         raise CommandError(f"--seconds must be positive, got {seconds:g}")
+    start = 0.0 if args.start is None else args.start
+    end = seconds if args.end is None else args.end
+    if not 0 <= start < end:
+        raise CommandError(f"--start/--end must satisfy 0 <= start < end, got {start:g} and {end:g}")
     audio = audio[:, : int(round(seconds * sr))]
     pipe = load_generator(folder)
-    expected = {"controlnet": "MusicControlNetPipeline", "ditto": "DittoPipeline"}[args.method]
-    if type(pipe).__name__ != expected:
-        raise CommandError(f"{folder} holds a {type(pipe).__name__}, --method {args.method} needs a {expected}")
-    generator = torch.Generator().manual_seed(args.seed)
-    common = dict(audio_length_in_s=seconds, guidance_scale=args.guidance, generator=generator)
+    expected = {"controlnet": MusicControlNetPipeline, "ditto": DittoPipeline}[args.method]
+    if not isinstance(pipe, expected):
+        raise CommandError(f"{folder} holds a {type(pipe).__name__}, --method {args.method} needs a {expected.__name__}")
+    controls = reference_controls(pipe, audio, sr)  # DITTO's objectives resample them to the output's frames
+    common = dict(audio_length_in_s=seconds, guidance_scale=args.guidance, generator=torch.Generator().manual_seed(args.seed))
     if args.method == "controlnet":
-        controls = pipe.extract_controls(audio, sampling_rate=sr)
-        frames = controls.num_frames
-        times = np.arange(frames) / pipe.control_frame_rate
-        start = 0.0 if args.start is None else args.start
-        end = seconds if args.end is None else args.end
-        if not 0 <= start < end:
-            raise CommandError(f"--start/--end must satisfy 0 <= start < end, got {start:g} and {end:g}")
+        times = np.arange(controls.num_frames) / controls.frame_rate
         out = pipe(args.prompt, **{c: getattr(controls, c) for c in wanted}, control_mask=(times >= start) & (times < end),
                    controlnet_conditioning_scale=args.scale, num_inference_steps=args.steps or 25, **common)
     else:
-        from ..pipelines.controlnet import extract_controls
-        from ..pipelines.latent_diffusion.pipeline_music_diffusion import MIN_INPUT_S
-        from ..pipelines.pipeline_utils import user_waveform
-
-        mono = user_waveform(audio, sr, pipe.sampling_rate, 1, "reference", MIN_INPUT_S)[0]
-        controls = extract_controls(mono, pipe.sampling_rate, pipe.frame_rate / pipe.layout.patch)  # targets are resampled
         targets = {DITTO_OBJECTIVES[c]: getattr(controls, c) for c in wanted}
         out = pipe(args.prompt, objective=list(targets), target=targets, num_optimization_steps=args.ditto_steps,
                    num_inference_steps=args.steps or 20, **common)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MusicControls", "extract_controls", "control_condition", "CONTROL_CHANNELS", "CONTROL_NAMES",
-           "downbeats_from_accents"]
+__all__ = ["MusicControls", "extract_controls", "reference_controls", "control_condition", "CONTROL_CHANNELS",
+           "CONTROL_NAMES", "downbeats_from_accents"]
 
 CONTROL_NAMES = ("melody", "dynamics", "rhythm")
 CONTROL_CHANNELS = 12 + 1 + 2 + 3
@@ -111,6 +111,17 @@ def extract_controls(audio, sampling_rate: int, frame_rate: float, frames: int |
     unit = pooled / np.maximum(np.linalg.norm(pooled, axis=0, keepdims=True), 1e-8)
     return MusicControls(melody=melody, dynamics=dynamics, rhythm=rhythm, structure=(unit.T @ unit).astype(np.float32),
                          frame_rate=float(frame_rate))
+
+
+def reference_controls(pipe, audio, sampling_rate: int, frames: int | None = None) -> MusicControls:
+    """The controls of a user's reference for a latent diffusion pipeline ``pipe`` (Music ControlNet's
+    inputs, DITTO's targets): the audio checked (NaN, silence, too short: one-line ``GeneratorError``),
+    resampled to the pipeline's rate, mono, one frame per U-Net column."""
+    from ..latent_diffusion.pipeline_music_diffusion import MIN_INPUT_S
+    from ..pipeline_utils import user_waveform
+
+    x = user_waveform(audio, sampling_rate, pipe.sampling_rate, 1, "audio", MIN_INPUT_S)
+    return extract_controls(x[0], pipe.sampling_rate, pipe.frame_rate / pipe.layout.patch, frames)
 
 
 def control_condition(frames: int, melody=None, dynamics=None, rhythm=None, control_mask=None) -> np.ndarray:

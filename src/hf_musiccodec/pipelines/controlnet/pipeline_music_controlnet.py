@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..latent_diffusion.pipeline_music_diffusion import MIN_INPUT_S, MusicDiffusionPipeline
-from ..pipeline_utils import GeneratorError, user_waveform
-from .controls import CONTROL_CHANNELS, MusicControls, control_condition, extract_controls
+from ..latent_diffusion.pipeline_music_diffusion import MusicDiffusionPipeline
+from ..pipeline_utils import GeneratorError
+from .controls import CONTROL_CHANNELS, MusicControls, control_condition, reference_controls
 
 __all__ = ["MusicControlNetPipeline"]
 
@@ -44,13 +44,12 @@ class MusicControlNetPipeline(MusicDiffusionPipeline):
 
     @property
     def control_frame_rate(self) -> float:
-        """Control frames a second: one per U-Net column."""
+        """Control frames a second: one per U-Net column (:func:`.controls.reference_controls`'s rate)."""
         return self.frame_rate / self.layout.patch
 
     def extract_controls(self, audio, sampling_rate: int, frames: int | None = None) -> MusicControls:
         """Melody, dynamics, rhythm and structure of a reference at :attr:`control_frame_rate`."""
-        x = user_waveform(audio, sampling_rate, self.sampling_rate, 1, "audio", MIN_INPUT_S)
-        return extract_controls(x[0], self.sampling_rate, self.control_frame_rate, frames)
+        return reference_controls(self, audio, sampling_rate, frames)
 
     def denoise(self, sample, t, condition):
         if self._control is None:
