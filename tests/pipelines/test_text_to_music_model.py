@@ -11,6 +11,7 @@ from transformers import MusicgenForConditionalGeneration, pipeline
 
 from hf_musiccodec.pipelines.text_to_music import load_lm_tokenizer
 from hf_musiccodec.pipelines.text_to_music.delay_pattern import delayed_sequence, training_inputs
+from hf_musiccodec.pipelines.text_to_music.modeling import frame_inputs_added
 from hf_musiccodec.pipelines.text_to_music.sampling import SamplingOptions, filter_logits, sample_window, undelay
 from hf_musiccodec.testing.parity import musicgen_generate_with_codes
 from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
@@ -85,6 +86,47 @@ def test_continuation_keeps_the_prompt_codes(pipe):
     prompt = torch.randint(0, 16, (1, 2, 7))
     codes = sample_window(musicgen, states, inputs["attention_mask"], 15, SamplingOptions(do_sample=False), prompt)
     assert codes.shape == (1, 2, 15) and torch.equal(codes[..., :7], prompt)
+
+
+def test_frame_inputs_reach_only_their_own_position_and_later():
+    """frame_inputs_added adds frame p's vector to decoder input p (causal: earlier logits unchanged),
+    and keeps the position sinusoids (transformers' decoder_inputs_embeds would lose them)."""
+    musicgen = tiny_text_to_music_pipeline(context_seconds=1.0, decoder_inputs=True).musicgen
+    states, mask = torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.long)
+    ids = torch.randint(0, 16, (2, 10))
+    frame_inputs = torch.zeros(1, 10, 32)
+
+    def logits(added):
+        with torch.no_grad(), frame_inputs_added(musicgen, added):
+            return musicgen(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=ids).logits
+
+    plain = logits(None)
+    assert torch.equal(logits(frame_inputs), plain)  # zeros add nothing, and the hook is gone after the block
+    frame_inputs[0, 6] = 1.0
+    moved = logits(frame_inputs)
+    assert torch.equal(moved[:, :6], plain[:, :6]) and not torch.allclose(moved[:, 6], plain[:, 6])
+    assert torch.equal(logits(None), plain)
+    # shorter than the sequence: the positions past it get nothing
+    assert torch.equal(logits(frame_inputs[:, :3]), plain)
+
+
+@pytest.mark.parametrize("guidance", [None, 3.0])
+def test_sampling_with_frame_inputs_fast_path_draws_the_tokens_of_transformers_forward(guidance):
+    musicgen = tiny_text_to_music_pipeline(context_seconds=1.0, decoder_inputs=True).musicgen
+    states, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.long)
+    frame_inputs = torch.randn(2, 40, 32)
+    options = SamplingOptions(guidance_scale=guidance)
+
+    def draw(**kw):
+        return sample_window(musicgen, states, mask, 40, options, generator=torch.Generator().manual_seed(0), **kw)
+
+    fast = draw(frame_inputs=frame_inputs)
+    assert torch.equal(fast, draw(frame_inputs=frame_inputs, fast=False))
+    assert not torch.equal(fast, draw())
+    assert torch.equal(draw(), draw(frame_inputs=torch.zeros_like(frame_inputs)))
+    prompt = fast[..., :9]  # a continuation keeps the prompt and sees the same additions
+    assert torch.equal(sample_window(musicgen, states, mask, 40, options, prompt, frame_inputs=frame_inputs,
+                                     generator=torch.Generator().manual_seed(1))[..., :9], prompt)  # fmt: skip
 
 
 def test_filter_logits_top_k_and_top_p():

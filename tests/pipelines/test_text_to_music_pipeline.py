@@ -182,6 +182,38 @@ def test_tempo_and_key_condition_the_tokens_from_arguments_or_the_prompt(attribu
         assert 120 <= 60 * 75 / np.median(np.diff(beat)) <= 161  # the "fast" band
 
 
+def test_beat_phase_and_key_reach_the_decoder_input_of_every_frame(tmp_path):
+    pipe = tiny_text_to_music_pipeline(context_seconds=1.0, with_attributes=True, decoder_inputs=True)
+    pipe.set_progress_bar_config(disable=True)
+    cond = pipe.conditioner
+    text, mask = torch.zeros(2, 3, 384), torch.ones(2, 3, dtype=torch.long)
+    rhythm = torch.randint(0, 8, (2, 20))
+    with torch.no_grad():
+        _, _, added = cond(text, mask, rhythm=rhythm, rhythm_on=torch.tensor([True, False]),
+                           key=torch.tensor([3, -1]), key_on=torch.tensor([True, True]), frames=24)  # fmt: skip
+        tonic = cond.key_input.weight[3]
+        assert added.shape == (2, 24, 32)
+        assert torch.allclose(added[0, :20], cond.rhythm_input(rhythm[0]) + tonic)
+        assert torch.allclose(added[0, 20:], tonic.expand(4, -1))  # past the given phases: the key alone
+        assert not added[1].any()  # rhythm off, key unknown
+        assert len(cond(text, mask, rhythm=rhythm)) == 2  # without frames: the two outputs as before
+        plain = tiny_text_to_music_pipeline(with_attributes=True).conditioner
+        assert plain(text, mask, rhythm=rhythm, frames=20)[2] is None  # cross-attention tokens only
+
+    def greedy(p, **kw):
+        return p("a tune", audio_length_in_s=1.6, generator=seeded(), do_sample=False, **kw).audios
+
+    fast = greedy(pipe, bpm=150)
+    assert not np.array_equal(fast, greedy(pipe, bpm=70)) and not np.array_equal(fast, greedy(pipe))
+    pipe.save_pretrained(tmp_path / "p")
+    reloaded = TextToMusicPipeline.from_pretrained(tmp_path / "p")
+    reloaded.set_progress_bar_config(disable=True)
+    assert reloaded.conditioner.config.decoder_input_size == 32 and np.array_equal(greedy(reloaded, bpm=150), fast)
+    with torch.no_grad():  # the decoder-input path is in use: zeroed, the tokens change
+        reloaded.conditioner.rhythm_input.weight.zero_()
+    assert not np.array_equal(greedy(reloaded, bpm=150), fast)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(bpm=10), "bpm must be 30-300"),
     (dict(bpm="fast"), "bpm must be"),

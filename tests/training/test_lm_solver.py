@@ -94,7 +94,8 @@ def test_fine_tuning_adds_rhythm_and_key_conditions(workspace, tmp_path, capsys)
     base = LMSolver(_config(workspace, tmp_path / "base", max_steps=2, validate_every=0)).fit()
     assert TextToMusicPipeline.from_pretrained(base).conditioner.config.rhythm_vocab == 0
     tuned = LMSolver(_config(workspace, tmp_path / "tuned", init_from=str(base), rhythm_vocab=8, key_condition=True,
-                             rhythm_prob=1.0, key_prob=1.0, max_steps=3, validate_every=3))  # fmt: skip
+                             decoder_inputs=True, rhythm_prob=1.0, key_prob=1.0, max_steps=3, validate_every=3))  # fmt: skip
+    initial = {k: v.clone() for k, v in tuned._trained[1].model.state_dict().items()}
     batch = next(iter(torch.utils.data.DataLoader(tuned.train_set, batch_size=6)))
     assert batch["rhythm"].shape == (6, batch["codes"].shape[-1]) and batch["rhythm"].max() < 8
     assert batch["key"].tolist() == [9 + 12, 0, 9 + 12, -1, 9 + 12, 0]  # A minor, C major; -1: estimated
@@ -111,6 +112,10 @@ def test_fine_tuning_adds_rhythm_and_key_conditions(workspace, tmp_path, capsys)
     assert pipe.conditioner.config.rhythm_vocab == 8 and pipe.conditioner.config.key_condition
     before, after = _weights(base), _weights(folder)
     assert "c.rhythm_embedding.weight" in after and "c.key_roles" in after
+    # the per-frame decoder inputs (the decoder's width) are trained with the rest
+    assert pipe.conditioner.config.decoder_input_size == pipe.musicgen.decoder.config.hidden_size
+    for name in ("rhythm_input.weight", "key_input.weight"):
+        assert not torch.equal(initial[name], after[f"c.{name}"])
     assert not torch.equal(before["c.melody_embedding.weight"], after["c.melody_embedding.weight"])  # trained on
     pipe.set_progress_bar_config(disable=True)
     out = pipe("a tune number 2 at 120 BPM in A minor", audio_length_in_s=0.8, generator=torch.Generator().manual_seed(0))
@@ -120,10 +125,12 @@ def test_fine_tuning_adds_rhythm_and_key_conditions(workspace, tmp_path, capsys)
 
     # fresh_conditions: the named condition starts over, the others keep their trained weights
     again = LMSolver(_config(workspace, tmp_path / "again", init_from=str(folder), rhythm_vocab=8, key_condition=True,
-                             fresh_conditions=["rhythm"], max_steps=1))  # fmt: skip
+                             decoder_inputs=True, fresh_conditions=["rhythm"], max_steps=1))  # fmt: skip
     conditioner = dict(again._trained[1].model.state_dict())
     assert not torch.equal(conditioner["rhythm_embedding.weight"], after["c.rhythm_embedding.weight"])
+    assert not torch.equal(conditioner["rhythm_input.weight"], after["c.rhythm_input.weight"])
     assert torch.equal(conditioner["key_roles"], after["c.key_roles"])
+    assert torch.equal(conditioner["key_input.weight"], after["c.key_input.weight"])
     assert torch.equal(conditioner["melody_embedding.weight"], after["c.melody_embedding.weight"])
     with pytest.raises(ValueError, match="are not conditions"):
         LMTrainingConfig(fresh_conditions=["tempo"]).validate()

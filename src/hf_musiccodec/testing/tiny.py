@@ -31,10 +31,11 @@ def tiny_clap_config(**overrides):
 
 
 def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, with_clap: bool = True,
-                                with_melody: bool = True, with_attributes: bool = False):
+                                with_melody: bool = True, with_attributes: bool = False, decoder_inputs: bool = False):
     """A random-weight :class:`TextToMusicPipeline` for tests: tiny EnCodec-24 kHz codec (2 codebooks
     of 16 at 75 Hz), a 1-layer decoder with a ``context_seconds`` context, the real frozen MiniLM,
-    and (optionally) a tiny MusicClap, a melody condition and rhythm (8 phases) + key conditions."""
+    and (optionally) a tiny MusicClap, a melody condition and rhythm (8 phases) + key conditions
+    (``decoder_inputs``: also added to the decoder's input per frame)."""
     import torch
 
     from ..codecs import MusicCodecModel
@@ -59,7 +60,8 @@ def tiny_text_to_music_pipeline(seed: int = 0, context_seconds: float = 1.0, wit
     conditioner = MusicConditioner(MusicConditionerConfig(clap_dim=16 if with_clap else 0,
                                                           melody_vocab=13 if with_melody else 0,
                                                           rhythm_vocab=8 if with_attributes else 0,
-                                                          key_condition=with_attributes)).eval()
+                                                          key_condition=with_attributes,
+                                                          decoder_input_size=32 if decoder_inputs else 0)).eval()
     with torch.no_grad():  # large random weights, so that every condition visibly changes the tokens
         for module in (musicgen.decoder, musicgen.enc_to_dec_proj, conditioner):
             for p in module.parameters():

@@ -51,6 +51,7 @@ class LMTrainingConfig(BaseTrainingConfig):
     melody_stride: int = 3
     rhythm_vocab: int = 0                         # > 0: a beat-phase condition (phases per beat)
     key_condition: bool = False                   # a key condition (tonic triad tokens)
+    decoder_inputs: bool = False                  # rhythm / key also added to the decoder input per frame
     fresh_conditions: tuple = ()                  # with init_from: these conditions' weights start afresh
     lora_rank: int = 0                            # > 0: train LoRA adapters (peft) instead of the decoder
     lora_alpha: float = 16.0
@@ -118,7 +119,8 @@ class LMSolver(BaseSolver):
         self.train_set = TokenCrops(cfg.train_cache, **kw)
         self.validation_set = (TokenCrops(cfg.validation_cache, **{**kw, "random_crops": False})
                                if cfg.validation_cache else None)
-        attributes = dict(rhythm_vocab=cfg.rhythm_vocab, key_condition=cfg.key_condition)
+        attributes = dict(rhythm_vocab=cfg.rhythm_vocab, key_condition=cfg.key_condition,
+                          decoder_input_size=decoder_cfg.hidden_size if cfg.decoder_inputs else 0)
         if (cfg.rhythm_vocab or cfg.key_condition) and not self.train_set.has_melody:
             raise ValueError(f"rhythm / key conditions need {cfg.train_cache}'s conditions.safetensors")
         if conditioner is None:
@@ -204,7 +206,8 @@ class LMSolver(BaseSolver):
         return flags
 
     def encode_conditions(self, batch, flags: dict, unwrapped: bool = False):
-        """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch, with the conditions ``flags`` turn on."""
+        """MusicGen's ``encoder_outputs`` and ``attention_mask`` for a batch, with the conditions ``flags``
+        turn on, and the conditioner's per-frame decoder inputs (or None)."""
         device = self.accelerator.device
         text, text_mask = self.text_states(list(batch["caption"]))
         cond = self.accelerator.unwrap_model(self.conditioner).config
@@ -219,7 +222,7 @@ class LMSolver(BaseSolver):
             extra.update(key=batch["key"].to(device), key_on=flags.get("key", _off(batch)).to(device))
         text_mask = text_mask * flags["text"].to(device)[:, None]
         conditioner = self.accelerator.unwrap_model(self.conditioner) if unwrapped else self.conditioner
-        return conditioner(text, text_mask, **extra)
+        return conditioner(text, text_mask, frames=batch["codes"].shape[-1], **extra)
 
     def text_states(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen MiniLM states (B, L, 384) and mask (B, L) of captions, each computed once per run:
@@ -244,12 +247,15 @@ class LMSolver(BaseSolver):
         """Forward of a batch; ``unwrapped`` skips the DDP wrappers (validation runs on the main
         process alone, and a wrapped forward there would wait for the other ranks)."""
         from hf_musiccodec.pipelines.text_to_music.delay_pattern import training_inputs
+        from hf_musiccodec.pipelines.text_to_music.modeling import frame_inputs_added
 
-        states, mask = self.encode_conditions(batch, flags, unwrapped)
+        states, mask, frame_inputs = self.encode_conditions(batch, flags, unwrapped)
         musicgen = self.accelerator.unwrap_model(self.musicgen)
         inputs, labels = training_inputs(musicgen.decoder, batch["codes"].to(self.accelerator.device))
         model = musicgen if unwrapped else self.musicgen
-        out = model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=inputs, labels=labels)
+        # decoder input position p predicts codebook 0's frame p: it gets that frame's additions
+        with frame_inputs_added(musicgen, frame_inputs):
+            out = model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=inputs, labels=labels)
         return out, labels
 
     def train_step(self, batch) -> dict:

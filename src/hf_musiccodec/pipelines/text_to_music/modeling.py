@@ -10,13 +10,17 @@ saved folder loads offline once ``hf_musiccodec`` is imported.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
+import torch
+from torch.nn import functional as F
 from transformers import MusicgenDecoderConfig, MusicgenForCausalLM, MusicgenForConditionalGeneration
 
 from ...conditioning.frozen_minilm import FrozenMiniLMConfig, FrozenMiniLMModel
 from ...conditioning.text_encoder import minilm_path
 
-__all__ = ["build_text_to_music_model", "codec_at_bandwidth", "load_lm_tokenizer", "TOKENIZER_INPUTS"]
+__all__ = ["build_text_to_music_model", "codec_at_bandwidth", "frame_inputs_added", "load_lm_tokenizer",
+           "TOKENIZER_INPUTS"]
 
 # MusicGen's generate passes every tokenizer output to the model; BERT's token_type_ids are not an input.
 TOKENIZER_INPUTS = ["input_ids", "attention_mask"]
@@ -67,3 +71,31 @@ def load_lm_tokenizer(folder=None):
 
     return AutoTokenizer.from_pretrained(folder or minilm_path(), local_files_only=True,
                                          model_input_names=TOKENIZER_INPUTS)
+
+
+@contextmanager
+def frame_inputs_added(musicgen, frame_inputs: torch.Tensor | None):
+    """Within the block, the decoder's input at position p gets ``frame_inputs[:, p]`` added
+    (``(B, P, hidden)``; positions from P on get nothing), as if it were part of the token embeddings.
+
+    Why not ``decoder_inputs_embeds``: transformers' MusicGen decoder then reads its length from the
+    wrong axis (``inputs_embeds[:, :, -1:]`` has length 1), and every position gets position 0's
+    sinusoid. The additions join instead at the position table's output, which the decoder adds to
+    the token embeddings at the same point (``inputs_embeds + positions``), offset by the cache's
+    length as the positions are, so a cached decode step gets its own position's addition.
+    """
+    if frame_inputs is None:
+        yield
+        return
+
+    def add(module, args, kwargs, positions):
+        start = kwargs.get("cache_length", args[1] if len(args) > 1 else 0)
+        part = frame_inputs[:, start : start + positions.shape[0]]
+        part = F.pad(part, (0, 0, 0, positions.shape[0] - part.shape[1]))
+        return positions.to(part.dtype) + part
+
+    handle = musicgen.decoder.model.decoder.embed_positions.register_forward_hook(add, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()

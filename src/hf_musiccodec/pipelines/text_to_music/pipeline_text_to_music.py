@@ -281,9 +281,9 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
                 extra.update(attributes)
                 if "rhythm" in attributes:
                     extra["rhythm"] = attributes["rhythm"][:, begin : begin + length]
-            states, mask = self.conditioner(text, text_mask, **extra)
+            states, mask, frame_inputs = self.conditioner(text, text_mask, frames=length, **extra)
             new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
-                                generator=generator, on_step=on_step)  # fmt: skip
+                                generator=generator, on_step=on_step, frame_inputs=frame_inputs)  # fmt: skip
             codes = torch.cat([codes[..., :begin], new], dim=-1)
         progress.close()
 

@@ -30,6 +30,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from .modeling import frame_inputs_added
+
 __all__ = ["SamplingOptions", "sample_window", "undelay", "filter_logits"]
 
 # attention implementations whose one-token decode step needs no self-attention mask (transformers
@@ -123,7 +125,7 @@ class _DecodeSteps:
     """
 
     def __init__(self, musicgen, cache, encoder_states: torch.Tensor, encoder_mask: torch.Tensor | None, length: int,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, frame_inputs: torch.Tensor | None = None):
         from transformers.masking_utils import create_bidirectional_mask
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
         from transformers.models.musicgen.modeling_musicgen import eager_attention_forward
@@ -139,6 +141,9 @@ class _DecodeSteps:
         self.layer_weights, self.heads_weight = _decode_weights(lm, dtype or lm.dtype)
         # the positions' sinusoids as the decoder reads them (it grows its table past the context itself)
         self.positions = decoder.embed_positions(torch.zeros(1, 1, length, device=encoder_states.device), 0)
+        if frame_inputs is not None:  # (rows, length, hidden): as frame_inputs_added adds them
+            frame_inputs = F.pad(frame_inputs[:, :length], (0, 0, 0, length - min(frame_inputs.shape[1], length)))
+            self.positions = self.positions.to(frame_inputs.dtype) + frame_inputs
         # encoder states as MusicgenForConditionalGeneration.forward hands them to the decoder
         text_size, hidden = musicgen.text_encoder.config.hidden_size, config.hidden_size
         if text_size != hidden and config.cross_attention_hidden_size is None:
@@ -175,9 +180,10 @@ class _DecodeSteps:
         """Logits (rows * K, V) of the next position after ``tokens`` (B * K,) at ``position``."""
         ids = tokens.reshape(-1, self.num_codebooks, 1)
         embeds = self.decoder.embed_tokens
-        x = sum(embeds[k](ids[:, k]) for k in range(self.num_codebooks)) + self.positions[position]
+        x = sum(embeds[k](ids[:, k]) for k in range(self.num_codebooks))
         if x.shape[0] != self.rows:  # guidance: the unconditional half is fed the same tokens
             x = torch.cat([x, x])
+        x = x + (self.positions[position] if self.positions.ndim == 2 else self.positions[:, position : position + 1])
         shape = (self.rows, 1, 3 * self.heads, self.head_dim)
         for index, layer in enumerate(self.decoder.layers):
             qkv, out, cross_q, cross_out, fc1, fc2 = self.layer_weights[index]
@@ -205,11 +211,13 @@ class _DecodeSteps:
 @torch.no_grad()
 def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: int, options: SamplingOptions,
                   prompt_codes: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                  on_step: Callable[[int, torch.Tensor], bool | None] | None = None, fast: bool = True) -> torch.Tensor:
+                  on_step: Callable[[int, torch.Tensor], bool | None] | None = None, fast: bool = True,
+                  frame_inputs: torch.Tensor | None = None) -> torch.Tensor:
     """Codes (B, K, frames) of one window, continuing ``prompt_codes`` (B, K, P) when given.
 
     ``states``/``mask``: conditions (B, M, H) / (B, M); with guidance, the unconditional half is
-    the same tokens all masked (transformers' convention). ``on_step(step, sequence)`` is called
+    the same tokens all masked (transformers' convention). ``frame_inputs`` (B, frames, hidden):
+    the conditioner's additions to the decoder input of each frame (none in the unconditional half). ``on_step(step, sequence)`` is called
     after every new position (``sequence``: the delayed (B*K, L) buffer so far, a view of a buffer
     that later steps extend); returning True stops early, with the frames every codebook has
     completed. ``fast=False``: every step through transformers' forward (same tokens).
@@ -227,6 +235,8 @@ def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: in
     if guided:
         states = torch.cat([states, torch.zeros_like(states)])
         mask = torch.cat([mask, torch.zeros_like(mask)])
+        if frame_inputs is not None:
+            frame_inputs = torch.cat([frame_inputs, torch.zeros_like(frame_inputs)])
     encoder_outputs = (states,)
     length, begin = frames + k, ids.shape[-1]
     sequence = torch.empty(batch * k, length, dtype=ids.dtype, device=device)
@@ -239,12 +249,13 @@ def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: in
         if steps is not None:
             logits = steps(feed, position - 1)
         else:
-            out = musicgen(encoder_outputs=encoder_outputs, attention_mask=mask, use_cache=True, cache=cache,
-                           decoder_input_ids=torch.cat([feed, feed]) if guided else feed)  # fmt: skip
+            with frame_inputs_added(musicgen, frame_inputs):
+                out = musicgen(encoder_outputs=encoder_outputs, attention_mask=mask, use_cache=True, cache=cache,
+                               decoder_input_ids=torch.cat([feed, feed]) if guided else feed)  # fmt: skip
             cache = out.cache
             logits = out.logits[:, -1].float()  # (B*K [x2], V)
             if fast:
-                steps = _DecodeSteps(musicgen, cache, states, mask, length, options.dtype)
+                steps = _DecodeSteps(musicgen, cache, states, mask, length, options.dtype, frame_inputs)
         if guided:
             cond, uncond = logits.chunk(2)
             logits = uncond + (cond - uncond) * options.guidance_scale
