@@ -9,7 +9,10 @@ The generator is any folder :func:`hf_musiccodec.pipelines.load_generator` opens
 this package or a transformers MusicGen folder), called as the package's convention says:
 ``pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed + i))``,
 one prompt per call. Prompts are the ``caption`` of ``--num-prompts`` test rows (a seeded sample);
-tempo and key are compared with those rows' metadata, whether or not the caption states them.
+tempo and key are compared with those rows' metadata, whether or not the caption states them. A
+prompt the generator refuses as bad input (its one-line ``GeneratorError``, e.g. a caption longer
+than the prompts it was trained with) leaves its test row out of every row of the table; the
+output lists it. Any other failure stops the run.
 ``--state tempo key`` writes each prompt anew (in the test phrasings) so that it states them
 (the tempo as a number or a band word, the key or only its mode, as the captions do).
 
@@ -188,20 +191,27 @@ def stated_prompt(row: dict, attributes, seed: int) -> str:
     return make_captions(row, 1, seed, "test", item_id=f"{row['path']}#stated", always=tuple(attributes))[0]
 
 
-def generate(pipe, prompts: list[str], seconds: float, seed: int) -> tuple[list[np.ndarray], int, float]:
-    """One call per prompt, seeded ``seed + i``; returns clips cut to ``seconds``, the rate and the RTF."""
+def generate(pipe, prompts: list[str], seconds: float, seeds: list[int]) -> tuple[list, int, float, dict]:
+    """One call per prompt, prompt i seeded ``seeds[i]``; returns clips cut to ``seconds`` (None
+    where the generator refused the prompt as bad input), the rate, the RTF and ``{i: reason}`` of
+    the refused prompts."""
     sr = check_sampling_rate(pipe)
-    clips, wall = [], 0.0
-    for i, prompt in enumerate(prompts):
+    clips, wall, refused = [], 0.0, {}
+    for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
         started = time.perf_counter()
         try:
-            out = pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed + i))
-        except Exception as e:  # whatever the generator raises, the convention was not met
+            out = pipe(prompt, audio_length_in_s=seconds, generator=torch.Generator().manual_seed(seed))
+        except GeneratorError as e:  # the generator's own one-line refusal of this input
+            clips.append(None)
+            refused[i] = str(e)
+            continue
+        except Exception as e:  # whatever else the generator raises, the convention was not met
             raise GeneratorError(f"{type(pipe).__name__} failed on prompt {i}: {type(e).__name__}: {e}") from None
         wall += time.perf_counter() - started
         audios = check_generator_output(out, 1, sr, seconds)
         clips.append(audios[0, :, : round(seconds * sr)])
-    return clips, sr, wall / (len(prompts) * seconds)
+    made = len(prompts) - len(refused)
+    return clips, sr, wall / max(made * seconds, 1e-9), refused
 
 
 # --------------------------------------------------------------------------- output
@@ -247,12 +257,20 @@ def run(args) -> dict:
     prompt_rows = sample_rows(splits["test"], args.num_prompts, args.seed)
     if args.state:  # the prompt is the row's caption everywhere (generation and CLAP score)
         prompt_rows = [{**r, "caption": stated_prompt(r, args.state, args.seed)} for r in prompt_rows]
-    generated = {}
+    generated, refused = {}, {}
     if pipe is not None:  # before the slow reference embeddings: a broken generator fails fast
         name = Path(args.generator).resolve().name
-        prompts = [r["caption"] for r in prompt_rows]
-        generated[name] = generate(pipe, prompts, args.seconds, args.seed)
-        generated[f"{name}, empty prompts"] = generate(pipe, [""] * len(prompts), args.seconds, args.seed)
+        seeds = [args.seed + i for i in range(len(prompt_rows))]
+        clips, sr, rtf, refusals = generate(pipe, [r["caption"] for r in prompt_rows], args.seconds, seeds)
+        refused = {prompt_rows[i]["caption"]: reason for i, reason in refusals.items()}
+        kept = [i for i in range(len(prompt_rows)) if i not in refusals]
+        if len(kept) < 2:
+            raise GeneratorError(f"the generator refused {len(refusals)} of {len(prompt_rows)} prompts, "
+                                 f"e.g. {next(iter(refused.values()))}")
+        prompt_rows, seeds = [prompt_rows[i] for i in kept], [seeds[i] for i in kept]
+        generated[name] = ([clips[i] for i in kept], sr, rtf)
+        empty = generate(pipe, [""] * len(kept), args.seconds, seeds)  # the same seeds, paired
+        generated[f"{name}, empty prompts"] = empty[:3]
     reference_rows = sample_rows(splits["validation"], None, args.seed)
     train_rows = sample_rows(splits["train"], args.novelty_clips or None, args.seed)
     measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),
@@ -268,6 +286,7 @@ def run(args) -> dict:
         "prompts": (f"{len(prompt_rows)} test rows (seeded sample), "
                     + (f"captions stating {' and '.join(args.state)}" if args.state else "their 'caption'")),
         "prompt_texts": [r["caption"] for r in prompt_rows],
+        "refused_prompts": refused,
         "reference_set": f"all {len(reference_rows)} validation clips (disjoint from test)",
         "novelty_training_set": (f"all {len(train_rows)} training clips" if len(train_rows) == len(splits["train"])
                                  else f"{len(train_rows)} of {len(splits['train'])} training clips (seeded sample; "
@@ -288,6 +307,10 @@ def report(result: dict) -> str:
         table(rows, result["novelty_threshold"]),
         "",
     ]
+    refused = result.get("refused_prompts") or {}
+    if refused:
+        lines += [f"Left out of every row: {len(refused)} test rows whose prompt the generator refused:"]
+        lines += [f"  {prompt[:60]!r}: {reason}" for prompt, reason in refused.items()] + [""]
     lines += [f"- {h.format(threshold=result['novelty_threshold'])}: {d}" for h, d in COLUMNS.values()]
     return "\n".join(lines)
 

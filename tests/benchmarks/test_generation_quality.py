@@ -105,6 +105,31 @@ class FlatToneGenerator(ToneGenerator):
         return out
 
 
+class PickyToneGenerator(ToneGenerator):
+    """Refuses prompts naming D major as bad input (as a pipeline refuses an overlong prompt)."""
+
+    def __call__(self, prompt, **kwargs):
+        from hf_musiccodec.pipelines import GeneratorError
+
+        if "D major" in prompt:
+            raise GeneratorError("prompt has 65 tokens; at most 64")
+        return super().__call__(prompt, **kwargs)
+
+
+def test_refused_prompts_leave_their_row_out_of_every_row(gq, inputs, tmp_path, monkeypatch, capsys):
+    data, clap = inputs
+    generator = saved(tmp_path / "picky", PickyToneGenerator, monkeypatch, SR)
+    argv = ["--generator", str(generator), "--clap", str(clap), "--data", str(data), "--num-prompts", "3",
+            "--seconds", str(SECONDS), "--threads", "1", "--json", str(tmp_path / "o.json")]
+    assert gq.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Left out of every row: 1 test rows" in out and "at most 64" in out
+    assert {row["n"] for row in _table_rows(out).values()} == {"2"}  # real clips and empty prompts too
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert len(result["prompt_texts"]) == 2 and not any("D major" in t for t in result["prompt_texts"])
+    assert list(result["refused_prompts"].values()) == ["prompt has 65 tokens; at most 64"]
+
+
 def _one_line_error(gq, capsys, argv) -> str:
     return one_line_error(gq, "generation_quality", capsys, argv)
 
