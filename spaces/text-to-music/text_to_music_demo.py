@@ -48,14 +48,18 @@ DEFAULT_GUIDANCE = 3.0
 MIN_UPLOAD_SECONDS = 0.5  # the pipeline's MIN_AUDIO_PROMPT_S
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_text_to_music_space"
 ROLES = {"melody": "melody", "continuation": "clip to continue"}
+KEY_FROM_PROMPT = "from the prompt"
+KEY_CHOICES = [f"{tonic} {mode}" for mode in ("major", "minor")
+               for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
 
 TITLE = "hf-musiccodec: text to music"
 DESCRIPTION = """\
 Describe the music you want and press **Generate**. A token language model writes the codes of a
 neural audio codec, conditioned on your prompt, and the codec turns them into sound. Optional:
 upload a **melody** (a tune whose melody the music follows) and/or a **clip to continue** (the
-output starts with it; the duration counts it). The same prompt, settings and seed give the same
-music. The page shows the result with its log-mel spectrogram and a wav file to download.
+output starts with it; the duration counts it), and set a **tempo** or a **key** (else those the
+prompt states, such as "112 BPM", "fast" or "in D minor", are used). The same prompt, settings and
+seed give the same music. The page shows the result with its log-mel spectrogram and a wav file to download.
 """
 
 
@@ -112,10 +116,19 @@ def has_melody(pipe) -> bool:
     return bool(pipe.conditioner.config.melody_vocab)
 
 
+def has_tempo(pipe) -> bool:
+    return bool(pipe.conditioner.config.rhythm_vocab)
+
+
+def has_key(pipe) -> bool:
+    return bool(pipe.conditioner.config.key_condition)
+
+
 def model_summary(pipe, folder: Path) -> str:
     cfg = pipe.codec.config
     channels = "mono" if cfg.audio_channels == 1 else f"{cfg.audio_channels} channels"
-    extras = [name for name, ok in (("melody", has_melody(pipe)), ("CLAP text embedding", has_clap(pipe))) if ok]
+    extras = [name for name, ok in (("melody", has_melody(pipe)), ("CLAP text embedding", has_clap(pipe)),
+                                    ("tempo", has_tempo(pipe)), ("key", has_key(pipe))) if ok]
     return (f"Model `{folder.name}`: {cfg.sampling_rate / 1000:g} kHz {channels}, {pipe.frame_rate:g} frames/s, "
             f"{pipe.musicgen.decoder.num_codebooks} codebooks, a context of "
             f"{pipe.context_frames / pipe.frame_rate:.1f} s (longer music is generated in overlapping windows)"
@@ -158,13 +171,16 @@ def _slug(text: str) -> str:
 
 
 def generate(prompt: str | None, duration: float, guidance: float, seed: int, melody_path=None,
-             continuation_path=None, use_clap: bool = False, *, folder=None, progress=None) -> MusicResult:
+             continuation_path=None, use_clap: bool = False, tempo=None, key=None, *, folder=None,
+             progress=None) -> MusicResult:
     """Generate ``duration`` seconds for ``prompt`` with classifier-free ``guidance`` and ``seed``.
 
     ``melody_path``: an upload whose melody the music follows; ``continuation_path``: an upload the
     music starts with and continues (``duration`` counts it); ``use_clap``: add the prompt's CLAP
-    text embedding as a condition. ``progress``: a ``gr.Progress`` (the page's) or ``None``. Raises
-    ``gr.Error`` with a one-line message for every mistake of the user's.
+    text embedding as a condition; ``tempo`` (BPM; 0 or None: the prompt's) and ``key`` (a name
+    such as "D minor"; None or :data:`KEY_FROM_PROMPT`: the prompt's). ``progress``: a
+    ``gr.Progress`` (the page's) or ``None``. Raises ``gr.Error`` with a one-line message for every
+    mistake of the user's.
     """
     prompt = (prompt or "").strip()
     has_melody_upload, has_continuation = demo_support.given(melody_path), demo_support.given(continuation_path)
@@ -175,6 +191,9 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     duration = demo_support.number_setting(duration, "Duration", low=-math.inf)
     guidance = demo_support.number_setting(guidance, "Guidance", low=-math.inf)
     seed = demo_support.number_setting(seed, "Seed", integer=True, low=-math.inf)
+    bpm = demo_support.number_setting(tempo, "Tempo") if demo_support.given(tempo) else 0.0
+    bpm = None if bpm == 0 else bpm  # 0: the prompt's tempo (the pipeline checks the range)
+    key = None if key in (None, "", KEY_FROM_PROMPT) else str(key)
     limit = max_seconds()
     if not 0 < duration <= limit:
         raise gr.Error(f"Duration must be more than 0 s and at most {limit:g} s, got {duration:g} s.",
@@ -226,7 +245,7 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
                        audio_prompt_sampling_rate=None if continuation is None else continuation[1],
                        melody=None if melody is None else melody[0],
                        melody_sampling_rate=None if melody is None else melody[1],
-                       use_clap=bool(use_clap), callback_on_step_end=callback)
+                       use_clap=bool(use_clap), bpm=bpm, key=key, callback_on_step_end=callback)
     except GeneratorError as e:
         raise gr.Error(_one_line(e), title="Cannot generate", print_exception=False) from e
     elapsed = time.perf_counter() - start
@@ -273,6 +292,10 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
         conditions.append(f"continuing '{continuation_name}' ({clip_s:.2f} s)")
     if use_clap:
         conditions.append("the prompt's CLAP text embedding")
+    if bpm is not None:
+        conditions.append(f"tempo {bpm:g} BPM")
+    if key is not None:
+        conditions.append(f"key {key}")
     channels = {1: "mono", 2: "stereo"}.get(audio.shape[0], f"{audio.shape[0]} channels")
     summary_text = (
         f"**Generated {seconds:.2f} s** at {sr} Hz {channels} in {elapsed:.1f} s "
@@ -286,10 +309,11 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
                        notes=notes)
 
 
-def run_for_page(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap,
+def run_for_page(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap, tempo, key,
                  progress=gr.Progress()):
     """The Generate button's handler: :func:`generate`, notes shown as warnings, outputs as a tuple."""
-    result = generate(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap, progress=progress)
+    result = generate(prompt, duration, guidance, seed, melody_path, continuation_path, use_clap, tempo, key,
+                      progress=progress)
     for note in result.notes:
         gr.Warning(note)
     return (result.audio_path, result.spectrogram, result.reference_spectrogram, result.summary_text,
@@ -307,6 +331,8 @@ def build_demo() -> gr.Blocks:
     limit = max_seconds()
     clap_ok = pipe is not None and has_clap(pipe)
     melody_ok = pipe is None or has_melody(pipe)
+    tempo_ok = pipe is not None and has_tempo(pipe)
+    key_ok = pipe is not None and has_key(pipe)
 
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n\n{DESCRIPTION}")
@@ -325,6 +351,14 @@ def build_demo() -> gr.Blocks:
                                        interactive=clap_ok,
                                        info="adds the prompt's CLAP text embedding as a condition" if clap_ok
                                        else "this model has no CLAP text embedding")
+                with gr.Row():
+                    tempo = gr.Number(value=0, precision=1, minimum=0, label="Tempo (BPM)", elem_id="tempo",
+                                      interactive=tempo_ok,
+                                      info="0: the tempo the prompt states, if any" if tempo_ok
+                                      else "this model has no tempo condition")
+                    key = gr.Dropdown([KEY_FROM_PROMPT] + KEY_CHOICES, value=KEY_FROM_PROMPT, label="Key",
+                                      elem_id="key", interactive=key_ok,
+                                      info="or the key the prompt states" if key_ok else "this model has no key condition")
             with gr.Column(scale=2):
                 melody = gr.Audio(sources=["upload"], type="filepath", label="Melody (optional)",
                                   elem_id="melody", interactive=melody_ok)
@@ -347,7 +381,7 @@ def build_demo() -> gr.Blocks:
                                                  elem_id="reference-spectrogram")
                 download = gr.File(label="Download (wav)", interactive=False, elem_id="download")
 
-        run.click(run_for_page, inputs=[prompt, duration, guidance, seed, melody, continuation, use_clap],
+        run.click(run_for_page, inputs=[prompt, duration, guidance, seed, melody, continuation, use_clap, tempo, key],
                   outputs=[generated, spectrogram, reference_spectrogram, summary, download],
                   concurrency_limit=1)
     return demo

@@ -28,7 +28,7 @@ def tiny_pipeline_dir(tmp_path_factory):
     from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
 
     path = tmp_path_factory.mktemp("models") / "tiny-text-to-music"
-    tiny_text_to_music_pipeline().save_pretrained(path)
+    tiny_text_to_music_pipeline(with_attributes=True, decoder_inputs=True).save_pretrained(path)
     return path
 
 
@@ -104,13 +104,32 @@ def test_melody_continuation_and_clap(clips):
     assert 'no text' in only_melody.summary_text
 
 
+def test_tempo_and_key_settings_or_the_prompts_own():
+    fast = demo.generate("a tune", 1.0, 3.0, 0, tempo=150)
+    assert "tempo 150 BPM" in fast.summary_text
+    assert not np.array_equal(fast.audio, demo.generate("a tune", 1.0, 3.0, 0, tempo=70).audio)
+    # 0 and "from the prompt": the tempo / key the prompt states, the same as setting them
+    stated = demo.generate("a tune at 150 BPM in D minor", 1.0, 3.0, 0, tempo=0, key=demo.KEY_FROM_PROMPT)
+    assert "tempo" not in stated.summary_text
+    set_here = demo.generate("a tune at 150 BPM in D minor", 1.0, 3.0, 0, tempo=150, key="D minor")
+    assert "key D minor" in set_here.summary_text
+    np.testing.assert_array_equal(stated.audio, set_here.audio)
+    assert set(demo.KEY_CHOICES) >= {"C major", "F# minor", "Bb major"} and len(demo.KEY_CHOICES) == 24
+    for args, message in [(dict(tempo=10), "bpm must be 30-300, got 10"), (dict(tempo=-5), "Tempo must be 0 or more"),
+                          (dict(tempo="fast"), "Tempo must be a number")]:
+        with pytest.raises(gr.Error) as excinfo:
+            demo.generate("a tune", 1.0, 3.0, 0, **args)
+        assert _error(excinfo).startswith(message) and "\n" not in _error(excinfo)
+
+
 def test_run_for_page_gives_the_five_outputs(clips):
     calls = []
 
     def progress(value, desc=None, unit=None):
         calls.append(value)
 
-    outputs = demo.run_for_page("techno", 1.0, 3.0, 3, None, str(clips["continuation"]), False, progress=progress)
+    outputs = demo.run_for_page("techno", 1.0, 3.0, 3, None, str(clips["continuation"]), False, 0,
+                                demo.KEY_FROM_PROMPT, progress=progress)  # fmt: skip
     assert len(outputs) == 5
     audio_path, spectrogram, reference, summary, download = outputs
     assert Path(audio_path).is_file() and download == audio_path and audio_path.endswith(".wav")
@@ -199,9 +218,11 @@ def test_missing_model_is_a_message_and_the_page_still_builds(tmp_path, monkeypa
 def test_page_builds_with_the_components_the_browser_test_uses(tiny_pipeline_dir):
     blocks = demo.build_demo()
     by_id = {c.elem_id: c for c in blocks.blocks.values() if getattr(c, "elem_id", None)}
-    assert {"prompt", "duration", "guidance", "seed", "melody", "continuation", "use-clap", "generate", "generated",
-            "generated-spectrogram", "reference-spectrogram", "summary", "download", "model-info"} <= set(by_id)
+    assert {"prompt", "duration", "guidance", "seed", "melody", "continuation", "use-clap", "tempo", "key", "generate",
+            "generated", "generated-spectrogram", "reference-spectrogram", "summary", "download",
+            "model-info"} <= set(by_id)  # fmt: skip
     assert by_id["use-clap"].interactive is True and by_id["generate"].interactive is not False
+    assert by_id["tempo"].interactive is True and by_id["key"].interactive is True
     assert demo.load_pipeline(tiny_pipeline_dir) is demo.load_pipeline(str(tiny_pipeline_dir) + os.sep)
 
 
@@ -268,9 +289,12 @@ def test_space_in_headless_chromium(tiny_pipeline_dir, clips, tmp_path):
         # 3. with a clip to continue
         page.reload()
         _fill_settings(page, "a fast reel", 2)
+        tempo = page.locator("#tempo input")
+        tempo.fill("140")
+        tempo.press("Tab")
         browser.upload(page, "continuation", clips["continuation"])
         summary = _generate_and_wait(page, "continuing 'continuation.wav'")
-        assert "Generated 1.00 s" in summary, summary
+        assert "Generated 1.00 s" in summary and "tempo 140 BPM" in summary, summary
         page.wait_for_selector("#reference-spectrogram img", timeout=10000)
         space.mark("continuation")
 
