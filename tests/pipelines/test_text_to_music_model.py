@@ -12,7 +12,13 @@ from transformers import MusicgenForConditionalGeneration, pipeline
 from hf_musiccodec.pipelines.text_to_music import load_lm_tokenizer
 from hf_musiccodec.pipelines.text_to_music.delay_pattern import delayed_sequence, training_inputs
 from hf_musiccodec.pipelines.text_to_music.modeling import frame_inputs_added
-from hf_musiccodec.pipelines.text_to_music.sampling import SamplingOptions, filter_logits, sample_window, undelay
+from hf_musiccodec.pipelines.text_to_music.sampling import (
+    ConditionGuidance,
+    SamplingOptions,
+    filter_logits,
+    sample_window,
+    undelay,
+)
 from hf_musiccodec.testing.parity import musicgen_generate_with_codes
 from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
 
@@ -127,6 +133,27 @@ def test_sampling_with_frame_inputs_fast_path_draws_the_tokens_of_transformers_f
     prompt = fast[..., :9]  # a continuation keeps the prompt and sees the same additions
     assert torch.equal(sample_window(musicgen, states, mask, 40, options, prompt, frame_inputs=frame_inputs,
                                      generator=torch.Generator().manual_seed(1))[..., :9], prompt)  # fmt: skip
+
+
+@pytest.mark.parametrize("guidance", [None, 3.0])
+def test_a_conditions_own_guidance_term(guidance):
+    """ConditionGuidance adds s * (cond - without) to the logits: scale 0 draws the tokens of no term,
+    a scale changes them, and the fast path draws the tokens of transformers' forward with it."""
+    musicgen = tiny_text_to_music_pipeline(context_seconds=1.0, decoder_inputs=True).musicgen
+    states, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.long)
+    frame_inputs = torch.randn(2, 30, 32)
+    without = (states.clone(), torch.tensor([[1, 1, 1, 0, 0]] * 2), None)  # two tokens and the inputs off
+    options = SamplingOptions(guidance_scale=guidance)
+
+    def draw(scale=None, **kw):
+        terms = [] if scale is None else [ConditionGuidance(*without, scale=scale)]
+        return sample_window(musicgen, states, mask, 30, options, generator=torch.Generator().manual_seed(0),
+                             frame_inputs=frame_inputs, condition_guidance=terms, **kw)  # fmt: skip
+
+    plain = draw()
+    assert torch.equal(draw(0.0), plain)
+    steered = draw(4.0)
+    assert not torch.equal(steered, plain) and torch.equal(draw(4.0, fast=False), steered)
 
 
 def test_filter_logits_top_k_and_top_p():

@@ -214,7 +214,18 @@ def test_beat_phase_and_key_reach_the_decoder_input_of_every_frame(tmp_path):
     assert not np.array_equal(greedy(reloaded, bpm=150), fast)
 
 
+def test_key_guidance_scale_strengthens_a_set_key_only(attribute_pipe):
+    def greedy(prompt, **kw):
+        return attribute_pipe(prompt, audio_length_in_s=1.6, generator=seeded(), do_sample=False, **kw).audios
+
+    minor = greedy("a tune", key="F# minor")
+    assert np.array_equal(greedy("a tune", key="F# minor", key_guidance_scale=0.0), minor)
+    assert not np.array_equal(greedy("a tune", key="F# minor", key_guidance_scale=4.0), minor)
+    assert np.array_equal(greedy("a tune", key_guidance_scale=4.0), greedy("a tune"))  # no key: no term
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(key_guidance_scale=-1), "key_guidance_scale must be a number >= 0"),
     (dict(bpm=10), "bpm must be 30-300"),
     (dict(bpm="fast"), "bpm must be"),
     (dict(key="H major"), "not a key name"),

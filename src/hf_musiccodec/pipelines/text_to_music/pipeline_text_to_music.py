@@ -34,7 +34,7 @@ from ...conditioning.musical_attributes import NUM_KEYS, beat_grid, beat_phase_t
 from ...conditioning.prompt_attributes import BPM_RANGE, TEMPO_BANDS, parse_prompt_attributes
 from ..pipeline_utils import CodecPipelineMixin, GeneratorError, clap_text_embeddings, user_waveform
 from .conditioner import MusicConditioner
-from .sampling import SamplingOptions, sample_window
+from .sampling import ConditionGuidance, SamplingOptions, sample_window
 
 __all__ = ["TextToMusicPipeline", "load_musicgen_parts"]
 
@@ -202,6 +202,7 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         bpm: float | None = None,
         key: str | int | None = None,
         read_prompt_attributes: bool = True,
+        key_guidance_scale: float = 0.0,
         window_overlap_s: float = 5.0,
         output_type: str = "np",
         return_dict: bool = True,
@@ -219,6 +220,9 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         ``key`` ("F# minor" or 0-23) set the rhythm / key conditions; otherwise, with
         ``read_prompt_attributes``, the tempo and key the prompt states do. Longer than the
         context: windows, each continuing the last ``window_overlap_s`` of the previous.
+        ``key_guidance_scale`` > 0 adds the key's own guidance term, ``s * (cond - cond without
+        the key)``, to the logits when a key is set (one more forward row per waveform): it
+        strengthens a key the model hears only weakly beside the text.
         ``callback_on_step_end(pipe, step, frame, {"codes": delayed buffer})`` after every token
         step (diffusers' convention; ``pipe._interrupt = True`` stops early).
         """
@@ -226,6 +230,8 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
         defaults = self.musicgen.generation_config
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
         top_k = defaults.top_k if top_k is None else top_k
+        if not (isinstance(key_guidance_scale, (int, float)) and key_guidance_scale >= 0):
+            raise GeneratorError(f"key_guidance_scale must be a number >= 0, got {key_guidance_scale!r}")
         prompts = self.check_inputs(prompt, audio_length_in_s, guidance_scale, num_waveforms_per_prompt)
         key = self.check_attributes(bpm, key)
         if output_type not in ("np", "pt"):
@@ -282,8 +288,14 @@ class TextToMusicPipeline(CodecPipelineMixin, DiffusionPipeline):
                 if "rhythm" in attributes:
                     extra["rhythm"] = attributes["rhythm"][:, begin : begin + length]
             states, mask, frame_inputs = self.conditioner(text, text_mask, frames=length, **extra)
+            terms = []
+            if key_guidance_scale and "key_on" in extra and extra["key_on"].any():
+                no_key = {**extra, "key_on": torch.zeros_like(extra["key_on"])}
+                terms.append(ConditionGuidance(*self.conditioner(text, text_mask, frames=length, **no_key),
+                                               scale=float(key_guidance_scale)))  # fmt: skip
             new = sample_window(self.musicgen, states, mask, length, options, codes[..., begin:],
-                                generator=generator, on_step=on_step, frame_inputs=frame_inputs)  # fmt: skip
+                                generator=generator, on_step=on_step, frame_inputs=frame_inputs,
+                                condition_guidance=terms)  # fmt: skip
             codes = torch.cat([codes[..., :begin], new], dim=-1)
         progress.close()
 

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .modeling import frame_inputs_added
 
-__all__ = ["SamplingOptions", "sample_window", "undelay", "filter_logits"]
+__all__ = ["ConditionGuidance", "SamplingOptions", "sample_window", "undelay", "filter_logits"]
 
 # attention implementations whose one-token decode step needs no self-attention mask (transformers
 # builds none, or an all-zero additive one) and whose cross-attention mask does not change per step
@@ -50,6 +50,18 @@ class SamplingOptions:
     # torch.bfloat16: half the weight bytes per token); None: the model's own (exact: the tokens of
     # transformers' forward). Residual stream, norms, attention and logits stay in the model's dtype.
     dtype: torch.dtype | None = None
+
+
+@dataclass
+class ConditionGuidance:
+    """One condition's own guidance term (compositional guidance, as InstructPix2Pix's two scales):
+    the conditions *without* that one, and its scale ``s``; the logits gain ``s * (cond - without)``.
+    ``states``/``mask``/``frame_inputs`` as :func:`sample_window`'s, of the same shapes."""
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    frame_inputs: torch.Tensor | None
+    scale: float
 
 
 def filter_logits(logits: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
@@ -181,8 +193,8 @@ class _DecodeSteps:
         ids = tokens.reshape(-1, self.num_codebooks, 1)
         embeds = self.decoder.embed_tokens
         x = sum(embeds[k](ids[:, k]) for k in range(self.num_codebooks))
-        if x.shape[0] != self.rows:  # guidance: the unconditional half is fed the same tokens
-            x = torch.cat([x, x])
+        if x.shape[0] != self.rows:  # guidance: every group of rows is fed the same tokens
+            x = x.repeat(self.rows // x.shape[0], 1, 1)
         x = x + (self.positions[position] if self.positions.ndim == 2 else self.positions[:, position : position + 1])
         shape = (self.rows, 1, 3 * self.heads, self.head_dim)
         for index, layer in enumerate(self.decoder.layers):
@@ -212,12 +224,15 @@ class _DecodeSteps:
 def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: int, options: SamplingOptions,
                   prompt_codes: torch.Tensor | None = None, generator: torch.Generator | None = None,
                   on_step: Callable[[int, torch.Tensor], bool | None] | None = None, fast: bool = True,
-                  frame_inputs: torch.Tensor | None = None) -> torch.Tensor:
+                  frame_inputs: torch.Tensor | None = None,
+                  condition_guidance: list[ConditionGuidance] = ()) -> torch.Tensor:
     """Codes (B, K, frames) of one window, continuing ``prompt_codes`` (B, K, P) when given.
 
     ``states``/``mask``: conditions (B, M, H) / (B, M); with guidance, the unconditional half is
     the same tokens all masked (transformers' convention). ``frame_inputs`` (B, frames, hidden):
-    the conditioner's additions to the decoder input of each frame (none in the unconditional half). ``on_step(step, sequence)`` is called
+    the conditioner's additions to the decoder input of each frame (none in the unconditional half).
+    ``condition_guidance``: extra terms ``s * (cond - without)`` added to the guided logits (each
+    costs one more row per example in every forward). ``on_step(step, sequence)`` is called
     after every new position (``sequence``: the delayed (B*K, L) buffer so far, a view of a buffer
     that later steps extend); returning True stops early, with the frames every codebook has
     completed. ``fast=False``: every step through transformers' forward (same tokens).
@@ -232,11 +247,17 @@ def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: in
     ids = torch.cat([start, prompt.long()], dim=-1).reshape(batch * k, -1)
     ids, pattern = decoder.build_delay_pattern_mask(ids, pad_token_id=pad, max_length=frames + k)
     guided = options.guidance_scale is not None and options.guidance_scale > 1
+    # rows: the conditions, [the unconditional copy], [the conditions without each guided one]
+    groups = [(states, mask, frame_inputs)]
     if guided:
-        states = torch.cat([states, torch.zeros_like(states)])
-        mask = torch.cat([mask, torch.zeros_like(mask)])
-        if frame_inputs is not None:
-            frame_inputs = torch.cat([frame_inputs, torch.zeros_like(frame_inputs)])
+        groups.append((torch.zeros_like(states), torch.zeros_like(mask), None))
+    groups += [(g.states, g.mask, g.frame_inputs) for g in condition_guidance]
+    if len(groups) > 1:
+        states = torch.cat([g[0] for g in groups])
+        mask = torch.cat([g[1] for g in groups])
+        if any(g[2] is not None for g in groups):
+            like = next(g[2] for g in groups if g[2] is not None)
+            frame_inputs = torch.cat([g[2] if g[2] is not None else torch.zeros_like(like) for g in groups])
     encoder_outputs = (states,)
     length, begin = frames + k, ids.shape[-1]
     sequence = torch.empty(batch * k, length, dtype=ids.dtype, device=device)
@@ -251,14 +272,19 @@ def sample_window(musicgen, states: torch.Tensor, mask: torch.Tensor, frames: in
         else:
             with frame_inputs_added(musicgen, frame_inputs):
                 out = musicgen(encoder_outputs=encoder_outputs, attention_mask=mask, use_cache=True, cache=cache,
-                               decoder_input_ids=torch.cat([feed, feed]) if guided else feed)  # fmt: skip
+                               decoder_input_ids=torch.cat([feed] * len(groups)))  # fmt: skip
             cache = out.cache
             logits = out.logits[:, -1].float()  # (B*K [x2], V)
             if fast:
                 steps = _DecodeSteps(musicgen, cache, states, mask, length, options.dtype, frame_inputs)
-        if guided:
-            cond, uncond = logits.chunk(2)
-            logits = uncond + (cond - uncond) * options.guidance_scale
+        if len(groups) > 1:
+            cond, *others = logits.chunk(len(groups))
+            logits = cond
+            if guided:
+                uncond = others.pop(0)
+                logits = uncond + (cond - uncond) * options.guidance_scale
+            for term, without in zip(condition_guidance, others):
+                logits = logits + (cond - without) * term.scale
         if options.do_sample:
             probs = filter_logits(logits, options).softmax(-1)
             token = torch.multinomial(probs, 1, generator=generator)[:, 0]
