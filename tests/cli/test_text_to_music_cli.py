@@ -31,12 +31,13 @@ def test_tempo_and_key_options(tmp_path, capsys):
     folder = tmp_path / "attributes"
     tiny_text_to_music_pipeline(with_attributes=True).save_pretrained(folder)
     outs = []
-    for extra in ([], ["--bpm", "150", "--key", "F# minor"]):
+    for extra in ([], ["--bpm", "150", "--key", "F# minor"], ["--bpm", "150", "--key", "F# minor", "--key-guidance", "4"]):
         outs.append(tmp_path / f"out{len(outs)}.wav")
         code = main(["text-to-music", "a tune", "--seconds", "0.6", "--model", str(folder), "--output", str(outs[-1]),
                      *extra])  # fmt: skip
         assert code == 0, capsys.readouterr().err
-    assert not np.array_equal(sf.read(str(outs[0]))[0], sf.read(str(outs[1]))[0])
+    audios = [sf.read(str(out))[0] for out in outs]
+    assert not np.array_equal(audios[0], audios[1]) and not np.array_equal(audios[1], audios[2])
     assert main(["text-to-music", "a tune", "--model", str(folder), "--key", "H major"]) == 2
     assert "not a key name" in capsys.readouterr().err
 
@@ -45,6 +46,7 @@ def test_tempo_and_key_options(tmp_path, capsys):
     (["--model", "/nonexistent"], "no text-to-music pipeline"),
     (["--bpm", "120"], "rhythm condition"),
     (["--seconds", "-1"], "audio_length_in_s"),
+    (["--key-guidance", "-2"], "key_guidance_scale must be"),
     (["--melody", "MISSING"], "MISSING"),
     (["--continue", "BROKEN"], "BROKEN"),
 ])  # fmt: skip

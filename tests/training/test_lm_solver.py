@@ -3,6 +3,7 @@ a resumed run ends exactly where an uninterrupted one does, the export is a pipe
 generates, condition dropout behaves, and LoRA fine-tunes an official-layout MusicGen folder."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from hf_musiccodec.pipelines.text_to_music import TextToMusicPipeline, load_lm_t
 from hf_musiccodec.testing.parity import OFFICIAL_CONFIGS, build_reference, convert_through_hub_layout
 from hf_musiccodec.training.lm_solver import LMSolver, LMTrainingConfig
 from tests.training.token_workspace import SR, Killed, build_token_workspace, dies_after_step, write_tone_clips
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +223,51 @@ def test_two_processes_train_identical_weights(workspace, tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["hash"] == ranks[1]["hash"]
     assert json.loads((tmp_path / "run" / "model" / "training_state.json").read_text())["step"] == 3
+
+
+def test_data_driven_key_vectors_are_centred_key_means_of_the_input_embedding():
+    from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
+    from hf_musiccodec.training.key_vectors import key_vectors_from_clips
+
+    musicgen = tiny_text_to_music_pipeline(with_attributes=True, decoder_inputs=True).musicgen
+    embed = musicgen.decoder.model.decoder.embed_tokens
+    torch.manual_seed(0)
+    low, high = torch.randint(0, 8, (2, 2, 30)), torch.randint(8, 16, (2, 2, 30))
+    clips = [{"codes": low[0], "key": 0}, {"codes": low[1], "key": 0}, {"codes": high[0], "key": 21},
+             {"codes": torch.cat([high[1][:, :20], torch.full((2, 10), 16)], dim=1), "key": 21},  # padded end
+             {"codes": high[1], "key": -1}]  # unknown key: not counted  # fmt: skip
+
+    def mean_embedding(codes):
+        real = (codes != 16).all(0)
+        return (embed[0](codes[0, real]) + embed[1](codes[1, real])).mean(0)
+
+    with torch.no_grad():
+        vectors = key_vectors_from_clips(musicgen, clips, norm=0.5)
+        major = (mean_embedding(low[0]) + mean_embedding(low[1])) / 2
+        minor = (mean_embedding(high[0]) + mean_embedding(clips[3]["codes"])) / 2
+    expected = (minor - major) / (minor - major).norm() * 0.5  # two keys: centred, opposite
+    assert torch.allclose(vectors[21], expected, atol=1e-6) and torch.allclose(vectors[0], -expected, atol=1e-6)
+    assert not vectors[[k for k in range(24) if k not in (0, 21)]].any()
+    with pytest.raises(ValueError, match="two or more"):
+        key_vectors_from_clips(musicgen, clips[:2])
+    with pytest.raises(ValueError, match="same mean embedding"):
+        key_vectors_from_clips(musicgen, [{"codes": low[0], "key": 0}, {"codes": low[0], "key": 5}])
+
+
+def test_init_key_vectors_script_refuses_what_it_cannot_do(workspace, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("init_key_vectors", ROOT / "scripts" / "init_key_vectors.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cache = str(workspace / "cache")
+    plain = LMSolver(_config(workspace, tmp_path / "plain", max_steps=1, validate_every=0)).fit()
+    assert script.main(["--model", str(plain), "--out", str(tmp_path / "x"), "--cache", cache]) == 2
+    assert "no per-frame key input" in capsys.readouterr().err
+    keyed = LMSolver(_config(workspace, tmp_path / "keyed", rhythm_vocab=8, key_condition=True, decoder_inputs=True,
+                             max_steps=1, validate_every=0)).fit()  # fmt: skip
+    # this cache's tone clips all give the tiny codec the same codes: no vector can tell keys apart
+    assert script.main(["--model", str(keyed), "--out", str(tmp_path / "x"), "--cache", cache]) == 2
+    assert "same mean embedding" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert script.main(["--model", str(keyed), "--out", str(plain), "--cache", cache]) == 2
+    assert "exists" in capsys.readouterr().err

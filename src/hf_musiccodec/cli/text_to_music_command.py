@@ -24,6 +24,8 @@ def add_text_to_music_command(sub) -> None:
     p.add_argument("--clap", action="store_true", help="also condition on the prompt's CLAP text embedding")
     p.add_argument("--bpm", type=float, help="tempo (default: the one the prompt states, e.g. '112 BPM' or 'fast')")
     p.add_argument("--key", help="key, e.g. 'F# minor' (default: the one the prompt states)")
+    p.add_argument("--key-guidance", type=float, dest="key_guidance_scale", metavar="SCALE",
+                   help="the key's own guidance scale, to strengthen a key the model hears weakly (default 0)")
     p.add_argument("--model", metavar="PATH", help=f"pipeline folder (default: {BUNDLED})")
     p.add_argument("--output", metavar="WAV", default="outputs/text-to-music.wav")
     p.set_defaults(handler=run)
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if path:
             audio, sr = load_audio(path)
             kwargs.update({name: audio, f"{name}_sampling_rate": sr})
-    for name in ("bpm", "key"):
+    for name in ("bpm", "key", "key_guidance_scale"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     out = pipe(args.prompt, audio_length_in_s=args.seconds, guidance_scale=args.guidance, use_clap=args.clap,
