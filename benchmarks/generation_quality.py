@@ -269,8 +269,8 @@ def run(args) -> dict:
                                  f"e.g. {next(iter(refused.values()))}")
         prompt_rows, seeds = [prompt_rows[i] for i in kept], [seeds[i] for i in kept]
         generated[name] = ([clips[i] for i in kept], sr, rtf)
-        empty = generate(pipe, [""] * len(kept), args.seconds, seeds)  # the same seeds, paired
-        generated[f"{name}, empty prompts"] = empty[:3]
+        empty_clips, sr, empty_rtf, _ = generate(pipe, [""] * len(kept), args.seconds, seeds)  # same seeds, paired
+        generated[f"{name}, empty prompts"] = (empty_clips, sr, empty_rtf)
     reference_rows = sample_rows(splits["validation"], None, args.seed)
     train_rows = sample_rows(splits["train"], args.novelty_clips or None, args.seed)
     measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),

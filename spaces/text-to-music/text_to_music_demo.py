@@ -36,6 +36,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hf_musiccodec.audio.io import is_silent, save_audio  # noqa: E402
+from hf_musiccodec.conditioning.musical_attributes import NUM_KEYS, key_name  # noqa: E402
 
 APP_DIR = Path(__file__).resolve().parent
 MODEL_ENV = "TEXT_TO_MUSIC_MODEL"
@@ -49,8 +50,7 @@ MIN_UPLOAD_SECONDS = 0.5  # the pipeline's MIN_AUDIO_PROMPT_S
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "hf_musiccodec_text_to_music_space"
 ROLES = {"melody": "melody", "continuation": "clip to continue"}
 KEY_FROM_PROMPT = "from the prompt"
-KEY_CHOICES = [f"{tonic} {mode}" for mode in ("major", "minor")
-               for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+KEY_CHOICES = [key_name(k) for k in range(NUM_KEYS)]  # "C major" ... "B minor"
 
 TITLE = "hf-musiccodec: text to music"
 DESCRIPTION = """\
@@ -191,8 +191,8 @@ def generate(prompt: str | None, duration: float, guidance: float, seed: int, me
     duration = demo_support.number_setting(duration, "Duration", low=-math.inf)
     guidance = demo_support.number_setting(guidance, "Guidance", low=-math.inf)
     seed = demo_support.number_setting(seed, "Seed", integer=True, low=-math.inf)
-    bpm = demo_support.number_setting(tempo, "Tempo") if demo_support.given(tempo) else 0.0
-    bpm = None if bpm == 0 else bpm  # 0: the prompt's tempo (the pipeline checks the range)
+    # 0 or nothing: the prompt's tempo (the pipeline checks the range)
+    bpm = (demo_support.number_setting(tempo, "Tempo") if demo_support.given(tempo) else 0.0) or None
     key = None if key in (None, "", KEY_FROM_PROMPT) else str(key)
     limit = max_seconds()
     if not 0 < duration <= limit:

@@ -19,11 +19,14 @@ import re
 
 import numpy as np
 
-__all__ = ["NUM_KEYS", "PITCH_CLASS", "beat_grid", "beat_phase_tokens", "key_index", "key_triad"]
+__all__ = ["NUM_KEYS", "PITCH_CLASS", "beat_grid", "beat_phase_tokens", "key_index", "key_name", "key_triad"]
 
 NUM_KEYS = 24
 PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACCIDENTAL = {"": 0, "#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "-": -1, "flat": -1}
+# Conventional tonic spelling per pitch class (transposing can give "A# minor" for "Bb minor").
+MAJOR_TONICS = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+MINOR_TONICS = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
 _KEY_NAME = re.compile(r"^\s*([A-Ga-g])\s*(\s*sharp|\s*flat|#|♯|b|♭|-)?[\s-]*(major|minor)\s*$", re.IGNORECASE)
 
 
@@ -35,6 +38,12 @@ def key_index(name: str) -> int:
     letter, accidental, mode = m.group(1).upper(), (m.group(2) or "").strip().lower(), m.group(3).lower()
     tonic = (PITCH_CLASS[letter] + _ACCIDENTAL[accidental]) % 12
     return tonic + 12 * (mode == "minor")
+
+
+def key_name(index: int) -> str:
+    """18 -> ``"F# minor"``: the inverse of :func:`key_index`, tonics spelled conventionally."""
+    tonic, minor = int(index) % 12, int(index) >= 12
+    return f"{(MINOR_TONICS if minor else MAJOR_TONICS)[tonic]} {'minor' if minor else 'major'}"
 
 
 def key_triad(index: int) -> tuple[int, int, int]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import match_channels, measure_loudness, normalize_audio, save_audio
+from ..conditioning.musical_attributes import key_name
 from .manifest import append_manifest_records, read_manifest_records
 from .splits import assign_split
 
@@ -518,14 +519,9 @@ def _trim_silence(audio: np.ndarray, threshold: float = 1e-4) -> np.ndarray:
     return audio[:, loud[0] : loud[-1] + 1]
 
 
-# Conventional tonic spelling per pitch class (transposing can give "A# minor" for "Bb minor").
-_MAJOR_TONICS = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-_MINOR_TONICS = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
-
-
 def _key_name(key) -> str:
-    names = _MINOR_TONICS if key.mode == "minor" else _MAJOR_TONICS
-    return f"{names[key.tonic.pitchClass]} {key.mode}"
+    """A music21 key's name, its tonic spelled conventionally (transposing can give "A# minor")."""
+    return key_name(key.tonic.pitchClass + 12 * (key.mode == "minor"))
 
 
 def _clean_title(title: str) -> str:

@@ -152,8 +152,9 @@ class _DecodeSteps:
         self.attention = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
         self.layer_weights, self.heads_weight = _decode_weights(lm, dtype or lm.dtype)
         # the positions' sinusoids as the decoder reads them (it grows its table past the context itself)
-        self.positions = decoder.embed_positions(torch.zeros(1, 1, length, device=encoder_states.device), 0)
-        if frame_inputs is not None:  # (rows, length, hidden): as frame_inputs_added adds them
+        # (1 or rows, length, hidden), with the frame inputs added as frame_inputs_added adds them
+        self.positions = decoder.embed_positions(torch.zeros(1, 1, length, device=encoder_states.device), 0)[None]
+        if frame_inputs is not None:
             frame_inputs = F.pad(frame_inputs[:, :length], (0, 0, 0, length - min(frame_inputs.shape[1], length)))
             self.positions = self.positions.to(frame_inputs.dtype) + frame_inputs
         # encoder states as MusicgenForConditionalGeneration.forward hands them to the decoder
@@ -195,7 +196,7 @@ class _DecodeSteps:
         x = sum(embeds[k](ids[:, k]) for k in range(self.num_codebooks))
         if x.shape[0] != self.rows:  # guidance: every group of rows is fed the same tokens
             x = x.repeat(self.rows // x.shape[0], 1, 1)
-        x = x + (self.positions[position] if self.positions.ndim == 2 else self.positions[:, position : position + 1])
+        x = x + self.positions[:, position : position + 1]
         shape = (self.rows, 1, 3 * self.heads, self.head_dim)
         for index, layer in enumerate(self.decoder.layers):
             qkv, out, cross_q, cross_out, fc1, fc2 = self.layer_weights[index]
