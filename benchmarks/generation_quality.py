@@ -71,7 +71,7 @@ COLUMNS = {
                    "[-1, 1]"),
     "tempo_4": ("tempo acc 4%", "share of clips whose estimated tempo (librosa) is within 4 % of the prompt row's"),
     "tempo_8": ("tempo acc 8%", "same within 8 %"),
-    "key": ("key acc", "share of clips whose estimated key and mode (Krumhansl profiles) equal the prompt row's"),
+    "key": ("key acc", "share of clips whose estimated key and mode (Albrecht-Shanahan profiles) equal the prompt row's"),
     "mode": ("mode acc", "share whose estimated mode (major/minor) equals the prompt row's"),
     "novelty": ("novelty (clap > {threshold:g})", "share of clips whose nearest training clip (CLAP cosine) is "
                 "above the threshold: copying, lower is more novel"),

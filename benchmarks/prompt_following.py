@@ -30,7 +30,7 @@ Every value gets ``--per-value`` clips, seeds ``seed .. seed + per_value - 1``; 
 Clip (value v, seed s) is paired with empty-prompt clip s scored as if v had been asked, so the
 baseline of an accuracy is what a generator that ignores the attribute (but plays as it does
 unprompted) would score. Measures: tempo from librosa (``estimate_tempo``), key and mode from
-Krumhansl profiles (``estimate_key``), instrument by CLAP zero-shot classification among the set's
+key profiles (``estimate_key``), instrument by CLAP zero-shot classification among the set's
 instruments (templates of ``benchmarks/clap_eval.py``), loudness as RMS dB.
 
 Verdict per measure: **follows** when the generator's output depends on the value asked (one-sided
@@ -121,11 +121,11 @@ ATTRIBUTES = {
         "explicit BPM, one inside each band; measured: librosa tempo"),
     "mode": Attribute(
         "mode", "mode", ["major", "minor"], [f"{BASE}, {m} key." for m in ("major", "minor")],
-        "major/minor; measured: mode of the Krumhansl key estimate"),
+        "major/minor; measured: mode of the key estimate"),
     "key": Attribute(
         "key", "key", ["C major", "A minor", "Eb major", "F# minor"],
         [f"{BASE}, in {k}." for k in ("C major", "A minor", "Eb major", "F# minor")],
-        "key and mode; measured: Krumhansl key estimate"),
+        "key and mode; measured: key estimate"),
     "instrument": Attribute(
         "instrument", "instrument",
         ["acoustic grand piano", "violin", "flute", "trumpet", "acoustic guitar", "marimba"],

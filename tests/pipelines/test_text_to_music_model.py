@@ -176,3 +176,24 @@ def test_masked_condition_tokens_are_ignored_when_built_and_when_loaded(pipe, tm
             cut = model(encoder_outputs=(states[:, :3],), attention_mask=mask[:, :3], decoder_input_ids=ids).logits
             none = model(encoder_outputs=(states,), attention_mask=0 * mask, decoder_input_ids=ids).logits
         assert torch.allclose(full, cut, atol=1e-5) and torch.isfinite(none).all()
+
+
+def test_replacing_the_codec_decoder_keeps_the_codes_and_refuses_other_codes(pipe):
+    import copy
+
+    from hf_musiccodec.pipelines.text_to_music.modeling import replace_codec_decoder
+
+    musicgen = copy.deepcopy(pipe.musicgen)
+    tuned = copy.deepcopy(musicgen.audio_encoder)
+    with torch.no_grad():
+        for p in tuned.decoder.parameters():
+            p.add_(0.01)
+    codes = torch.randint(0, musicgen.decoder.config.vocab_size, (1, 1, musicgen.decoder.num_codebooks, 8))
+    replace_codec_decoder(musicgen, tuned)
+    assert torch.equal(musicgen.audio_encoder.decode(codes, [None]).audio_values,
+                       tuned.decode(codes, [None]).audio_values)
+    other = copy.deepcopy(tuned)
+    with torch.no_grad():
+        next(other.encoder.parameters()).add_(0.01)
+    with pytest.raises(ValueError, match="encoder differ"):
+        replace_codec_decoder(musicgen, other)

@@ -78,6 +78,25 @@ def test_fine_tune_from_loaded_weights(tmp_path, music_folder):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_decoder_only_fine_tune_keeps_every_code(tmp_path, music_folder, capsys):
+    # frozen encoder and codebooks (no EMA, k-means or restarts either): the codes a token LM was
+    # trained on stay the same and only the decoder learns, here with the high-resolution STFT loss
+    base = train(CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=2)))
+    tuned = train(CodecTrainingConfig(**_config(
+        tmp_path, music_folder, max_steps=3, preset=None, init_from=str(base), model_overrides={},
+        output_dir=str(tmp_path / "tuned"), frozen=["encoder", "quantizer"], discriminator=None,
+        hires_stft_weight=1.0, hires_fft_sizes=[512, 1024], segment_seconds=0.2)))
+    before, after = MusicCodecModel.from_pretrained(base).eval(), MusicCodecModel.from_pretrained(tuned).eval()
+    changed = {k.split(".")[0] for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])}
+    assert changed == {"decoder"}
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(row.get("loss/hires_stft", 0) > 0 for row in logged)
+    audio = torch.sin(torch.arange(4000) / 8000 * 2 * torch.pi * 330)[None, None]
+    assert torch.equal(before.encode(audio).audio_codes, after.encode(audio).audio_codes)
+    with pytest.raises(ValueError, match="frozen"):
+        CodecTrainingConfig(**_config(tmp_path, music_folder, frozen=["decoder"])).validate()
+
+
 def test_loss_balancer_and_dac_discriminators(tmp_path, music_folder):
     cfg = CodecTrainingConfig(**_config(tmp_path, music_folder, max_steps=3, loss_balancer=True,
                                         waveform_weight=1.0, discriminator="dac", adversarial_start_step=1,

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from .base_solver import BaseTrainingConfig, check_known
 
 
+FREEZABLE_PARTS = ("encoder", "quantizer")
+
+
 @dataclass
 class CodecTrainingConfig(BaseTrainingConfig):
     """The run options of :class:`BaseTrainingConfig` (with codec defaults) and the codec's own."""
@@ -47,6 +50,15 @@ class CodecTrainingConfig(BaseTrainingConfig):
     feature_matching_weight: float = 2.0
     vq_weight: float = 1.0                                # scales the model's own commitment + codebook loss
     loss_balancer: bool = False                           # EnCodec's balancer: weights become gradient shares
+    # Fine spectral detail that the mel loss cannot see: a semitone near 110 Hz is 6.5 Hz, and the
+    # mel loss's largest window (2048 samples at 24 kHz) resolves 12 Hz. Parallel WaveGAN's STFT
+    # loss at these FFT sizes (hop = size / 4) makes a wrong low pitch cost.
+    hires_stft_weight: float = 0.0
+    hires_fft_sizes: list = field(default_factory=lambda: [4096, 8192])
+
+    # --- parts kept as init_from has them: ["encoder", "quantizer"] trains the decoder alone, so
+    # the codes of every cached dataset (and the token LMs trained on them) stay valid
+    frozen: list = field(default_factory=list)
 
     # --- run
     output_dir: str = "runs/codec"
@@ -57,6 +69,10 @@ class CodecTrainingConfig(BaseTrainingConfig):
             raise ValueError("set train_manifest or train_folder")
         if not (self.preset or self.init_from):
             raise ValueError("set preset (train from scratch) or init_from (fine-tune)")
+        if set(self.frozen) - set(FREEZABLE_PARTS):
+            raise ValueError(f"frozen: parts are {', '.join(FREEZABLE_PARTS)}; got {self.frozen}")
+        if self.frozen and not self.init_from:
+            raise ValueError("frozen parts need init_from (a trained codec to keep them from)")
         from ..codecs import MusicCodecConfig
 
         codec_fields = set(MusicCodecConfig().to_dict()) | set(inspect.signature(MusicCodecConfig).parameters)

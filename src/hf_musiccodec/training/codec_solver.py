@@ -20,6 +20,7 @@ from .codec_config import CodecTrainingConfig
 from .discriminators import build_discriminator
 from .losses import (
     LossBalancer,
+    MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     discriminator_loss,
     feature_matching_loss,
@@ -104,11 +105,15 @@ class CodecSolver(BaseSolver):
         mc = model.config
         warn_if_every_code_looks_dead(cfg, mc)
         self.mel_loss = MultiScaleMelLoss(mc.sampling_rate)
-        self.loss_weights = {"mel": cfg.mel_weight, "waveform": cfg.waveform_weight,
+        self.hires_loss = MultiResolutionSTFTLoss(cfg.hires_fft_sizes, [n // 4 for n in cfg.hires_fft_sizes],
+                                                  cfg.hires_fft_sizes)  # fmt: skip
+        self.loss_weights = {"mel": cfg.mel_weight, "waveform": cfg.waveform_weight, "hires_stft": cfg.hires_stft_weight,
                              "adversarial": cfg.adversarial_weight, "feature_matching": cfg.feature_matching_weight}
         self.balancer = LossBalancer(self.loss_weights) if cfg.loss_balancer else None
         if self.balancer is not None:
             self.accelerator.register_for_checkpointing(self.balancer)  # its EMA of gradient norms
+        for part in cfg.frozen:
+            getattr(model, part).requires_grad_(False)
         self.train_set, self.validation_set = build_datasets(cfg, mc)
         self.validation_audio = fixed_validation_batch(self.validation_set, cfg.validation_items)
         self.add_model("model", model)
@@ -127,6 +132,7 @@ class CodecSolver(BaseSolver):
         # the step (not after its update, as in DAC's loop): k micro-batches then make exactly the
         # update of one batch k times larger.
         real = batch["input_values"]
+        self._hold_frozen_parts()
         out = self.model(real)
         adversarial = self.discriminator is not None and self.state.step >= self.cfg.adversarial_start_step
         logs = {}
@@ -144,6 +150,8 @@ class CodecSolver(BaseSolver):
         losses = {"mel": self.mel_loss(fake, real)}  # every loss here is a function of the output audio
         if cfg.waveform_weight:
             losses["waveform"] = (fake - real).abs().mean()
+        if cfg.hires_stft_weight:
+            losses["hires_stft"] = self.hires_loss(fake, real)
         if adversarial:
             # The generator's losses must not add gradients to the discriminator's accumulated ones:
             # its parameters are frozen for these passes, which go around DDP (no reduction to do).
@@ -167,6 +175,18 @@ class CodecSolver(BaseSolver):
         self.backward(total)
         logs["loss/generator"] = total
         return logs
+
+    def _hold_frozen_parts(self) -> None:
+        """Frozen parts run in eval mode (the base sets train mode every step): a frozen encoder's
+        layers stop updating statistics, and frozen codebooks stop their EMA, k-means and dead-code
+        restarts. The residual stack itself stays in train mode, so quantizer dropout still varies
+        the number of codebooks the decoder is trained on."""
+        model = self.accelerator.unwrap_model(self.model)
+        if "encoder" in self.cfg.frozen:
+            model.encoder.eval()
+        if "quantizer" in self.cfg.frozen:
+            for layer in model.quantizer.layers:
+                layer.eval()
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

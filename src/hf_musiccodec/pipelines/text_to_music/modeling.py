@@ -20,7 +20,7 @@ from ...conditioning.frozen_minilm import FrozenMiniLMConfig, FrozenMiniLMModel
 from ...conditioning.text_encoder import minilm_path
 
 __all__ = ["build_text_to_music_model", "codec_at_bandwidth", "frame_inputs_added", "load_lm_tokenizer",
-           "TOKENIZER_INPUTS"]
+           "replace_codec_decoder", "TOKENIZER_INPUTS"]
 
 # MusicGen's generate passes every tokenizer output to the model; BERT's token_type_ids are not an input.
 TOKENIZER_INPUTS = ["input_ids", "attention_mask"]
@@ -63,6 +63,22 @@ def build_text_to_music_model(codec, bandwidth: float | None = None, *, hidden_s
                                    do_sample=True, top_k=250, guidance_scale=3.0,
                                    max_length=max_position_embeddings)  # fmt: skip
     return model
+
+
+def replace_codec_decoder(musicgen, codec) -> None:
+    """Give the LM ``codec``'s decoder, in place: a decoder fine-tuned on frozen codes (see
+    ``CodecTrainingConfig.frozen``) changes how the LM's tokens sound, not which tokens it learned.
+    Refuses a codec whose encoder or codebooks differ in any weight (its codes would not be the
+    LM's) or whose architecture differs."""
+    own = musicgen.audio_encoder
+    ours, theirs = own.state_dict(), codec.state_dict()
+    if set(ours) != set(theirs) or any(ours[k].shape != theirs[k].shape for k in ours):
+        raise ValueError("the codec's architecture differs from the LM's codec")
+    changed = sorted({k.split(".")[0] for k in ours if not torch.equal(ours[k], theirs[k])})
+    if set(changed) - {"decoder"}:
+        raise ValueError(f"the codec's {' and '.join(p for p in changed if p != 'decoder')} differ from the "
+                         "LM's: its codes are not the ones the LM was trained on")
+    own.decoder.load_state_dict(codec.decoder.state_dict())
 
 
 def load_lm_tokenizer(folder=None):
