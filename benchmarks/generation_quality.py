@@ -19,6 +19,9 @@ output lists it. Any other failure stops the run.
 Rows (every row measured the same way, on clips cut to ``--seconds``):
 
 * **real test clips**: the test clips themselves, the ceiling;
+* **real test clips through the LM's codec** (a token LM): the clips encoded and decoded at the
+  codebooks the LM predicts, the ceiling of anything its tokens can sound like (a codec that
+  moves pitch caps the key and mode columns here);
 * **generator**: the generator on the prompts;
 * **generator, empty prompts**: the same seeds with ``""`` as prompt: what the text adds (its CLAP
   score is still against the real prompts).
@@ -115,13 +118,30 @@ def sample_rows(split, n: int | None, seed: int) -> list[dict]:
     return [split[int(i)] for i in order[: n or len(split)]]
 
 
-def load_clips(rows: list[dict], seconds: float) -> tuple[list[np.ndarray], int]:
-    """The first ``seconds`` of each row's audio, mono, all at the first clip's rate."""
-    clips, sr = [], None
+def load_clips(rows: list[dict], seconds: float, sr: int | None = None) -> tuple[list[np.ndarray], int]:
+    """The first ``seconds`` of each row's audio, mono, all at ``sr`` (default: the first clip's rate)."""
+    clips = []
     for r in rows:
         audio, sr = load_audio(r["path"], sampling_rate=sr, channels=1, duration=seconds)
         clips.append(audio)
     return clips, sr
+
+
+@torch.no_grad()
+def codec_round_trip(pipe, rows: list[dict], seconds: float) -> tuple[list[np.ndarray], int] | None:
+    """The rows' clips encoded and decoded by a token LM's own codec, at the codebooks the LM
+    predicts: the best any output of that LM can sound (None for a generator without one)."""
+    musicgen = getattr(pipe, "musicgen", None)
+    if musicgen is None:
+        return None
+    codec = musicgen.audio_encoder
+    clips, sr = load_clips(rows, seconds, codec.config.sampling_rate)
+    out = []
+    for clip in clips:
+        encoded = codec.encode(torch.from_numpy(clip).float()[None])
+        decoded = codec.decode(encoded.audio_codes, encoded.audio_scales).audio_values[0].numpy()
+        out.append(decoded[..., : clip.shape[-1]])
+    return out, sr
 
 
 # --------------------------------------------------------------------------- measures
@@ -276,6 +296,9 @@ def run(args) -> dict:
     measures = Measures(clap_model, clap_processor, load_clips(reference_rows, args.seconds),
                         load_clips(train_rows, args.seconds), prompt_rows, args.novelty_threshold)
     rows = [measures.row("real test clips (ceiling)", *load_clips(prompt_rows, args.seconds))]
+    through_codec = None if pipe is None else codec_round_trip(pipe, prompt_rows, args.seconds)
+    if through_codec is not None:
+        rows.append(measures.row("real test clips through the LM's codec", *through_codec))
     rows += [measures.row(name, *clips) for name, clips in generated.items()]
     return {
         "generator": args.generator if pipe is not None else None,

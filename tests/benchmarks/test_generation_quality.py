@@ -152,3 +152,16 @@ def test_bad_inputs_are_one_line(gq, inputs, tmp_path, capsys):
     datasets.DatasetDict({"train": splits["train"], "validation": splits["validation"]}).save_to_disk(no_test)
     assert "has no test split" in _one_line_error(gq, capsys, ["--reference-only", "--clap", str(clap),
                                                                "--data", str(no_test)])
+
+
+def test_a_token_lm_gets_the_row_of_the_real_clips_through_its_codec(gq, inputs, tmp_path, capsys):
+    from hf_musiccodec.testing.tiny import tiny_text_to_music_pipeline
+
+    data, clap = inputs
+    tiny_text_to_music_pipeline(with_clap=False).save_pretrained(tmp_path / "lm")
+    argv = ["--generator", str(tmp_path / "lm"), "--clap", str(clap), "--data", str(data), "--num-prompts", "2",
+            "--seconds", "1.5", "--threads", "1"]
+    assert gq.main(argv) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert list(rows)[:2] == ["real test clips (ceiling)", "real test clips through the LM's codec"]
+    assert rows["real test clips through the LM's codec"]["n"] == "2"

@@ -271,3 +271,31 @@ def test_init_key_vectors_script_refuses_what_it_cannot_do(workspace, tmp_path, 
     assert "same mean embedding" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert script.main(["--model", str(keyed), "--out", str(plain), "--cache", cache]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_wrong_key_contrast_on_the_crop_start(workspace, tmp_path, capsys):
+    from hf_musiccodec.training.lm_solver import _nll_per_example
+
+    solver = LMSolver(_config(workspace, tmp_path / "contrast", rhythm_vocab=8, key_condition=True, decoder_inputs=True,
+                              key_prob=1.0, drop_all=0.0, key_contrast_weight=1.0, key_contrast_seconds=0.2,
+                              key_contrast_margin=5.0, max_steps=2, validate_every=0))  # fmt: skip
+    batch = next(iter(torch.utils.data.DataLoader(solver.train_set, batch_size=6)))
+    flags = solver.condition_flags(6, torch.ones(6, dtype=torch.bool), batch["rhythm_valid"], batch["key"] >= 0)
+    # the per-example NLL is transformers' loss for one example (every codebook has as many labels)
+    one = {k: (v[:1] if torch.is_tensor(v) else v[:1]) for k, v in batch.items()}
+    out, labels = solver.lm_loss(one, {k: v[:1] for k, v in flags.items()})
+    pad = solver._musicgen_unwrapped.decoder.config.pad_token_id
+    assert torch.allclose(_nll_per_example(out.logits, labels, pad)[0], out.loss, atol=1e-5)
+    # only the crops whose key is on (not the estimated one) are contrasted; with a margin far above
+    # any gap of an untrained model the hinge is the margin minus the gap
+    contrast, gap = solver.key_contrast(batch, flags)
+    assert torch.isfinite(contrast) and abs(float(contrast.detach()) - (5.0 - float(gap))) < 1e-4
+    contrast.backward()
+    assert solver._trained[1].model.key_input.weight.grad.abs().sum() > 0  # the key table learns from it
+    solver.fit()
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any("key_gap" in row for row in logged)
+    with pytest.raises(ValueError, match="key_condition"):
+        _config(workspace, tmp_path / "x", key_contrast_weight=1.0).validate()
+    with pytest.raises(ValueError, match="key_contrast_seconds"):
+        _config(workspace, tmp_path / "x", key_condition=True, key_contrast_weight=1.0, key_contrast_seconds=9.0).validate()

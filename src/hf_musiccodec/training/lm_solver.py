@@ -70,6 +70,10 @@ class LMTrainingConfig(BaseTrainingConfig):
     melody_prob: float = 0.3
     rhythm_prob: float = 0.5
     key_prob: float = 0.5
+    # --- wrong-key contrast (see LMSolver.key_contrast): > 0 adds its hinge loss with this weight
+    key_contrast_weight: float = 0.0
+    key_contrast_seconds: float = 1.5             # the crop's start, where no context tells the key yet
+    key_contrast_margin: float = 0.1              # nats per token the right key must win by
     # --- optimisation (audiocraft's MusicGen: AdamW, betas (0.9, 0.95), clip 1)
     learning_rate: float = 1e-3
     betas: tuple = (0.9, 0.95)
@@ -91,6 +95,10 @@ class LMTrainingConfig(BaseTrainingConfig):
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.crop_seconds <= 0:
             raise ValueError("crop_seconds must be positive")
+        if self.key_contrast_weight and not self.key_condition:
+            raise ValueError("key_contrast_weight needs key_condition")
+        if self.key_contrast_weight and not 0 < self.key_contrast_seconds <= self.crop_seconds:
+            raise ValueError("key_contrast_seconds must be in (0, crop_seconds]")
 
 
 class LMSolver(BaseSolver):
@@ -262,8 +270,42 @@ class LMSolver(BaseSolver):
         captions = list(batch["caption"])
         flags = self.condition_flags(len(captions), _has_text(captions), *_has_attributes(batch))
         out, _ = self.lm_loss(batch, flags)
-        self.backward(out.loss)
-        return {"loss": out.loss.detach(), "text_on": flags["text"].float().mean()}
+        loss, logs = out.loss, {"loss": out.loss.detach(), "text_on": flags["text"].float().mean()}
+        if self.cfg.key_contrast_weight and flags.get("key") is not None and flags["key"].any():
+            contrast, gap = self.key_contrast(batch, flags)
+            loss = loss + self.cfg.key_contrast_weight * contrast
+            logs.update({"key_contrast": contrast.detach(), "key_gap": gap})
+        self.backward(loss)
+        return logs
+
+    def key_contrast(self, batch, flags: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hinge loss ``relu(margin - (nll(wrong key) - nll(right key)))`` on the first
+        ``key_contrast_seconds`` of the crops whose key is on, and the mean gap (nats per token).
+
+        Why: after a second of music the codes themselves tell the key, so the plain loss gains
+        almost nothing from the key condition (0.005 nats per token here) and the model learns to
+        ignore it, yet at generation time the first notes are drawn from the condition alone. The
+        wrong key is the parallel one (same tonic, other mode) for half the crops, so the mode
+        must matter, and any other key for the rest. A second, short forward (single process: DDP
+        allows one forward per backward)."""
+        if self.accelerator.num_processes > 1:
+            raise ValueError("key_contrast_weight runs in one process only")
+        rows = flags["key"].nonzero()[:, 0]
+        musicgen = self.accelerator.unwrap_model(self.musicgen)
+        frames = math.ceil(self.cfg.key_contrast_seconds * musicgen.audio_encoder.config.frame_rate)
+        start = _batch_start(batch, rows, frames)
+        key = start["key"]
+        parallel = torch.rand(len(rows)) < 0.5
+        wrong = torch.where(parallel, (key + 12) % 24, (key + torch.randint(1, 24, (len(rows),))) % 24)
+        both = {name: value + value if isinstance(value, list) else torch.cat([value, value])
+                for name, value in start.items()}
+        both["key"] = torch.cat([key, wrong])
+        both_flags = {name: torch.cat([on[rows], on[rows]]) for name, on in flags.items()}
+        out, labels = self.lm_loss(both, both_flags)
+        nll = _nll_per_example(out.logits, labels, musicgen.decoder.config.pad_token_id)
+        right, wrong_nll = nll.chunk(2)
+        gap = wrong_nll - right
+        return torch.relu(self.cfg.key_contrast_margin - gap).mean(), gap.detach().mean()
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -326,6 +368,33 @@ class LMSolver(BaseSolver):
 
 def _off(batch) -> torch.Tensor:
     return torch.zeros(len(batch["caption"]), dtype=torch.bool)
+
+
+# per-frame fields of a TokenCrops batch (the codes' last axis is frames too)
+_FRAME_FIELDS = ("codes", "melody", "rhythm")
+
+
+def _batch_start(batch, rows: torch.Tensor, frames: int) -> dict:
+    """The examples ``rows`` of a batch, cut to their first ``frames`` frames."""
+    out = {}
+    for name, value in batch.items():
+        if isinstance(value, list):
+            out[name] = [value[i] for i in rows.tolist()]
+        elif torch.is_tensor(value):
+            value = value[rows]
+            out[name] = value[..., :frames] if name in _FRAME_FIELDS else value
+    return out
+
+
+def _nll_per_example(logits: torch.Tensor, labels: torch.Tensor, pad: int) -> torch.Tensor:
+    """Mean cross-entropy (nats per token) of each example over its non-pad labels (B, L, K)."""
+    b, length, k = labels.shape
+    logits = logits.reshape(b, k, -1, logits.shape[-1])[:, :, -length:].float()
+    target = labels.transpose(1, 2)
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none",
+                                         ignore_index=pad).view(b, k, length)
+    valid = (target != pad).float()
+    return (ce * valid).sum((1, 2)) / valid.sum((1, 2)).clamp(min=1)
 
 
 def _has_attributes(batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
