@@ -10,8 +10,6 @@ The model needs a per-frame key input (a conditioner with ``key_condition`` and
 """
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +31,7 @@ def main(argv=None) -> int:
 
         from hf_musiccodec import TextToMusicPipeline
         from hf_musiccodec.training.key_vectors import key_vectors_from_data
+        from hf_musiccodec.utils.files import atomic_save_folder
 
         pipe = TextToMusicPipeline.from_pretrained(args.model)
         if not hasattr(pipe.conditioner, "key_input"):
@@ -41,10 +40,7 @@ def main(argv=None) -> int:
         vectors = key_vectors_from_data(pipe.musicgen, args.cache, args.norm)
         with torch.no_grad():
             pipe.conditioner.key_input.weight.copy_(vectors)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        pipe.save_pretrained(tmp)
-        os.replace(tmp, out)
+        atomic_save_folder(out, pipe.save_pretrained)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,8 +11,6 @@ folder that is there is whole); bad input is one line and exit status 2.
 """
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,13 +31,11 @@ def main(argv=None) -> int:
             raise ValueError(f"{args.codec} is not a codec folder (no config.json)")
         from hf_musiccodec import MusicCodecModel, TextToMusicPipeline
         from hf_musiccodec.pipelines.text_to_music.modeling import replace_codec_decoder
+        from hf_musiccodec.utils.files import atomic_save_folder
 
         pipe = TextToMusicPipeline.from_pretrained(args.model)
         replace_codec_decoder(pipe.musicgen, MusicCodecModel.from_pretrained(args.codec))
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        pipe.save_pretrained(tmp)
-        os.replace(tmp, out)
+        atomic_save_folder(out, pipe.save_pretrained)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -197,3 +197,33 @@ def test_replacing_the_codec_decoder_keeps_the_codes_and_refuses_other_codes(pip
         next(other.encoder.parameters()).add_(0.01)
     with pytest.raises(ValueError, match="encoder differ"):
         replace_codec_decoder(musicgen, other)
+
+
+def test_replace_codec_decoder_script_writes_a_new_pipeline_and_refuses_other_codes(pipe, tmp_path, capsys):
+    import copy
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("replace", root / "scripts" / "replace_lm_codec_decoder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pipe.save_pretrained(tmp_path / "lm")
+    tuned = copy.deepcopy(pipe.musicgen.audio_encoder)
+    with torch.no_grad():
+        for p in tuned.decoder.parameters():
+            p.mul_(0.5)
+    tuned.save_pretrained(tmp_path / "codec")
+    argv = ["--model", str(tmp_path / "lm"), "--codec", str(tmp_path / "codec"), "--out", str(tmp_path / "new")]
+    assert script.main(argv) == 0
+    from hf_musiccodec.pipelines.text_to_music import TextToMusicPipeline
+
+    new = TextToMusicPipeline.from_pretrained(tmp_path / "new").musicgen.audio_encoder.state_dict()
+    assert all(torch.equal(v, new[f"decoder.{k}"]) for k, v in tuned.decoder.state_dict().items())
+    assert script.main(argv) == 2 and "exists" in capsys.readouterr().err
+    state = tuned.state_dict()  # the codebooks are EMA buffers; the state dict shares their memory
+    next(v for k, v in state.items() if k.startswith("quantizer.") and v.is_floating_point()).add_(1.0)
+    tuned.save_pretrained(tmp_path / "other")
+    argv = ["--model", str(tmp_path / "lm"), "--codec", str(tmp_path / "other"), "--out", str(tmp_path / "bad")]
+    assert script.main(argv) == 2 and "quantizer differ" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

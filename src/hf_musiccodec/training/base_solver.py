@@ -45,8 +45,6 @@ import difflib
 import itertools
 import json
 import logging
-import os
-import shutil
 import time
 import typing
 from dataclasses import dataclass
@@ -61,6 +59,7 @@ from accelerate.utils import GradientAccumulationPlugin, set_seed
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from ..utils.files import atomic_save_folder
 from ..utils.launch import new_accelerator
 from .checkpoints import CheckpointManager, TrainState
 
@@ -381,16 +380,11 @@ class BaseSolver:
         """``export_model()`` with ``save_pretrained``, swapped in atomically (a reader never sees half)."""
         if not self.accelerator.is_main_process:
             return
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.export_model().save_pretrained(tmp)
-        (tmp / "training_state.json").write_text(json.dumps({"step": self.state.step}))
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        def save(tmp: Path) -> None:
+            self.export_model().save_pretrained(tmp)
+            (tmp / "training_state.json").write_text(json.dumps({"step": self.state.step}))
+
+        atomic_save_folder(folder, save)
 
 
 def command_line(solver_class: type[BaseSolver], argv=None, prog: str | None = None,

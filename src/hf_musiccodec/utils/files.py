@@ -1,10 +1,11 @@
-"""Atomic file writes: readers never see a partial file, a failure leaves the old one intact,
-and a protected path (the input of a command) is never overwritten."""
+"""Atomic file and folder writes: readers never see a partial file or folder, a failure leaves the
+old one intact, and a protected path (the input of a command) is never overwritten."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,3 +60,18 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
         finally:
             os.close(dir_fd)
     return path
+
+
+def atomic_save_folder(folder: PathLike, save: Callable[[Path], None]) -> Path:
+    """Call ``save(tmp)`` on a fresh sibling folder (e.g. ``model.save_pretrained``), then swap it
+    in for ``folder``: a reader sees the old folder or the whole new one, never half of either."""
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
