@@ -72,3 +72,14 @@ def test_transformers_text_to_audio_pipeline_runs_the_musicgen_folder():
     tta = pipeline("text-to-audio", model=str(FOLDER / "musicgen"))
     result = tta(PROMPT, forward_params={"max_new_tokens": 40, "do_sample": False})
     assert result["sampling_rate"] == 24000 and np.asarray(result["audio"]).size > 0
+
+
+def test_its_codec_codes_as_the_bundled_codec_and_decodes_with_its_pitch_tuned_decoder(pipe):
+    """The LM's tokens are musiccodec-24khz-music21's (encoder and codebooks identical); only the
+    decoder was fine-tuned for pitch (configs/musiccodec-24khz-music21-pitch.yaml)."""
+    from hf_musiccodec import MusicCodecModel
+
+    bundled = MusicCodecModel.from_pretrained(ROOT / "pipelines" / "musiccodec-24khz-music21").state_dict()
+    own = pipe.musicgen.audio_encoder.state_dict()
+    changed = {k.split(".")[0] for k, v in bundled.items() if not torch.equal(v, own[k])}
+    assert changed == {"decoder"}
