@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from hf_musiccodec import MusicCodecModel
     from hf_musiccodec.audio import load_audio
     from hf_musiccodec.metrics import estimate_key
-    from hf_musiccodec.metrics.melody_dynamics import MELODY_CUTOFF_HZ, melody_accuracy
+    from hf_musiccodec.metrics.melody_dynamics import MELODY_CUTOFF_HZ, melody_pitch_classes
 
     torch.set_num_threads(args.threads)
     manifest = Path(args.data) / "manifest.jsonl"
@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     for row in rows:
         audio, _ = load_audio(Path(args.data) / row["path"], sampling_rate=sr)
         y = audio.mean(axis=0)[: int(args.seconds * sr)].astype(np.float32)
+        # the input's pitch classes once per clip, compared with every system's
+        melody_ref = melody_pitch_classes(y, sr)
         bass_ref, bass_on = bass_pitch_classes(y, sr, MELODY_CUTOFF_HZ)
         for name, codec, bandwidth in systems:
             if codec is None:
@@ -101,7 +103,9 @@ def main(argv=None) -> int:
             s = scores[name]
             s["key"].append(mir_eval.key.weighted_score(row["key"], key) == 1.0)
             s["mode"].append(key.split()[-1] == row["key"].split()[-1])
-            s["melody"].append(melody_accuracy(y, z, sr))
+            melody = melody_pitch_classes(z, sr)  # Music ControlNet's melody accuracy against the input
+            m = min(melody.size, melody_ref.size)
+            s["melody"].append(float(np.mean(melody[:m] == melody_ref[:m])))
             bass, _ = bass_pitch_classes(z, sr, MELODY_CUTOFF_HZ)
             n = min(bass.size, bass_ref.size)
             s["bass"].extend((bass[:n] == bass_ref[:n])[bass_on[:n]])

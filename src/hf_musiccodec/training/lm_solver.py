@@ -338,8 +338,7 @@ class LMSolver(BaseSolver):
                 sums[f"val_loss_{name}"] = sums.get(f"val_loss_{name}", 0.0) + float(out.loss) * size
                 if name == "text":
                     k = labels.shape[-1]
-                    logits = out.logits.reshape(size, k, -1, out.logits.shape[-1])[:, :, -labels.shape[1]:]
-                    pred = logits.argmax(-1).transpose(1, 2).cpu()
+                    pred = _label_logits(out.logits, labels).argmax(-1).transpose(1, 2).cpu()
                     valid = labels.cpu() != self.accelerator.unwrap_model(self.musicgen).decoder.config.pad_token_id
                     for c in range(k):
                         acc = float((pred[..., c] == labels.cpu()[..., c])[valid[..., c]].float().mean())
@@ -386,10 +385,16 @@ def _batch_start(batch, rows: torch.Tensor, frames: int) -> dict:
     return out
 
 
+def _label_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MusicGen's logits (B*K, L', V) as (B, K, L, V), aligned with labels (B, L, K)."""
+    b, length, k = labels.shape
+    return logits.reshape(b, k, -1, logits.shape[-1])[:, :, -length:]
+
+
 def _nll_per_example(logits: torch.Tensor, labels: torch.Tensor, pad: int) -> torch.Tensor:
     """Mean cross-entropy (nats per token) of each example over its non-pad labels (B, L, K)."""
     b, length, k = labels.shape
-    logits = logits.reshape(b, k, -1, logits.shape[-1])[:, :, -length:].float()
+    logits = _label_logits(logits, labels).float()
     target = labels.transpose(1, 2)
     ce = torch.nn.functional.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none",
                                          ignore_index=pad).view(b, k, length)
